@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv if missing, installs, runs the main job on embedded defaults
+#   make test   creates .venv if missing, installs, runs every test (slow ones included) + ruff
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PYSPARK_PYTHON := $(abspath $(BIN)/python)
+export PYSPARK_DRIVER_PYTHON := $(abspath $(BIN)/python)
+
+.PHONY: install run test test-fast lint format dist clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[all]'
+	@# apache-airflow-providers-apache-spark pulls pyspark-client, whose Python files overwrite
+	@# pyspark's and break pandas UDFs. Reinstall pyspark last so Python and JVM sides match.
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall \
+		"pyspark==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pyspark"))')"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/recsys demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "slow or not slow" -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# A zip of the recsys package for spark-submit --py-files (what a cluster user ships).
+dist: $(STAMP)
+	$(BIN)/python -m recsys.package dist/recsys.zip
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache

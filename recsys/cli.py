@@ -1,0 +1,295 @@
+"""The ``recsys`` command: one subcommand per step, each a thin wrapper over one library call.
+
+    recsys data download ml-latest-small --dest data/
+    recsys data synth --shape ml-latest-small --dest data/synth
+    recsys prepare --input data/ml-latest-small --root var/
+    recsys demo            # download (or synthesise) + prepare: what `make run` calls
+
+Errors a user can cause print one sentence and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recsys import __version__
+from recsys.config import default_root, load_config
+from recsys.errors import RecsysError
+
+log = logging.getLogger("recsys")
+
+DEFAULT_DATA_DIR = "./data"
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("recsys").setLevel(min(level, logging.INFO))
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root",
+        default=None,
+        help=f"storage root (default: $RECSYS_ROOT or ./var; now {default_root()})",
+    )
+    parser.add_argument(
+        "--config", default=None, help="YAML config file (sections as in config.py)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. --set spark.driver_memory=8g (repeatable)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expects a number in [0, 1), got {text!r}")
+    return value
+
+
+def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``recsys prepare`` (shared with ``jobs/prepare.py``)."""
+    p.add_argument(
+        "--input", required=True, help="MovieLens folder, ratings file, or CSV/Parquet log"
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        help="ml-100k | ml-1m | ml-10m | ml-csv (ml-latest*, ml-20m/25m/32m) | csv | parquet "
+        "(default: detected from the folder)",
+    )
+    p.add_argument("--ds", default=None, help="run date YYYY-MM-DD (default: today in UTC)")
+    p.add_argument("--run", default=None, help="run id (default: a UTC timestamp)")
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=["random", "temporal", "leave-last", "given"],
+        help="how to hold out rows (default: leave-last)",
+    )
+    p.add_argument("--test-fraction", type=_fraction, default=None, help="random/temporal (0.2)")
+    p.add_argument(
+        "--val-fraction", type=_fraction, default=None, help="share of train to validation (0.1)"
+    )
+    p.add_argument(
+        "--leave-last", type=int, default=None, help="leave-last: test rows per user (1)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="random split seed (42)")
+    p.add_argument("--test-input", default=None, help="test rows for --split given")
+    p.add_argument("--min-user-ratings", type=int, default=None, help="k-core: users (0 = off)")
+    p.add_argument("--min-item-ratings", type=int, default=None, help="k-core: items (0 = off)")
+    p.add_argument(
+        "--max-reject-fraction", type=float, default=None, help="fail above this share (0.01)"
+    )
+    p.add_argument("--user-col", default=None, help="generic logs: user column (user_id)")
+    p.add_argument("--item-col", default=None, help="generic logs: item column (item_id)")
+    p.add_argument(
+        "--rating-col", default=None, help="generic logs: rating column; '' = implicit (rating)"
+    )
+    p.add_argument("--ts-col", default=None, help="generic logs: timestamp column (timestamp)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"recsys {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="download or synthesise MovieLens data")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    dl = data_sub.add_parser("download", help="download a MovieLens release from GroupLens")
+    dl.add_argument(
+        "name", help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest(-small)"
+    )
+    dl.add_argument("--dest", default=DEFAULT_DATA_DIR, help="folder to download into (./data)")
+    dl.add_argument("--offline", action="store_true", help="never use the network")
+    dl.add_argument("-v", "--verbose", action="count", default=0)
+    sy = data_sub.add_parser("synth", help="write a synthetic MovieLens-format data set")
+    sy.add_argument("--shape", default="ml-latest-small", help="ml-latest-small | ml-1m | ml-25m")
+    sy.add_argument("--users", type=int, default=None, help="custom shape: number of users")
+    sy.add_argument("--items", type=int, default=None, help="custom shape: number of items")
+    sy.add_argument("--ratings", type=int, default=None, help="custom shape: number of ratings")
+    sy.add_argument("--dest", default=None, help="output folder (./data/synth-<shape>)")
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("-v", "--verbose", action="count", default=0)
+
+    prep = sub.add_parser("prepare", help="validate, clean, index and split a ratings log (Spark)")
+    add_prepare_arguments(prep)
+    _common(prep)
+
+    demo = sub.add_parser(
+        "demo", help="download ml-latest-small (or synthesise it offline) and prepare it"
+    )
+    demo.add_argument("--dataset", default="ml-latest-small", help="MovieLens release to use")
+    demo.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    demo.add_argument("--offline", action="store_true", help="skip the download, synthesise")
+    demo.add_argument("--ds", default=None)
+    _common(demo)
+    return parser
+
+
+def _prepare_config(args: argparse.Namespace):
+    return load_config(
+        args.config,
+        args.overrides,
+        root=args.root,
+        source={
+            "input": args.input,
+            "format": args.format,
+            "test_input": args.test_input,
+            "user_col": args.user_col,
+            "item_col": args.item_col,
+            "rating_col": args.rating_col,
+            "ts_col": args.ts_col,
+        },
+        prepare={
+            "split": args.split,
+            "test_fraction": args.test_fraction,
+            "val_fraction": args.val_fraction,
+            "leave_last": args.leave_last,
+            "seed": args.seed,
+            "min_user_ratings": args.min_user_ratings,
+            "min_item_ratings": args.min_item_ratings,
+            "max_reject_fraction": args.max_reject_fraction,
+        },
+    )
+
+
+def print_prepare_summary(manifest: dict, path: Path) -> None:
+    """A short table a person can read: users, items, rows per split, quarantined rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"prepared {manifest['ds']} run {manifest['run']}", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", f"{manifest['rows_read']:,}")
+    table.add_row("quarantined", f"{manifest['quarantine']['total']:,}")
+    for reason, n in sorted(manifest["quarantine"]["by_reason"].items()):
+        table.add_row(f"  {reason}", f"{n:,}")
+    table.add_row("duplicates removed", f"{manifest['duplicates_removed']:,}")
+    if manifest["kcore_removed"]:
+        table.add_row("k-core removed", f"{manifest['kcore_removed']:,}")
+    table.add_row("users", f"{manifest['n_users']:,}")
+    table.add_row("items", f"{manifest['n_items']:,}")
+    for split, n in manifest["counts"].items():
+        table.add_row(f"ratings: {split}", f"{n:,}")
+    console = Console()
+    console.print(table)
+    console.print(f"written to {path} in {manifest['seconds']}s")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from recsys.prepare.job import run_prepare
+
+    cfg = _prepare_config(args)
+    result = run_prepare(cfg, args.ds, args.run)
+    print_prepare_summary(result.manifest, result.path)
+    return 0
+
+
+def _progress_download(name: str, dest: str, offline: bool) -> Path:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from recsys.data.download import download
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"downloading {name}", total=None)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return download(name, dest, offline=offline, progress=progress)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "download":
+        path = _progress_download(args.name, args.dest, args.offline)
+        print(path)
+        return 0
+    from recsys.data.synth import SHAPES, shape_from_counts, synthesize
+
+    if any(v is not None for v in (args.users, args.items, args.ratings)):
+        if None in (args.users, args.items, args.ratings):
+            raise RecsysError("a custom shape needs all of --users, --items and --ratings")
+        shape = shape_from_counts(args.users, args.items, args.ratings)
+        label = f"{args.users}x{args.items}"
+    else:
+        if args.shape not in SHAPES:
+            raise RecsysError(f"--shape must be one of {', '.join(SHAPES)}, got {args.shape!r}")
+        shape, label = args.shape, args.shape
+    dest = args.dest or os.path.join(DEFAULT_DATA_DIR, f"synth-{label}")
+    result = synthesize(dest, shape, seed=args.seed)
+    print(
+        f"{result.n_ratings:,} ratings, {result.n_users:,} users, "
+        f"{result.n_items:,} items -> {dest}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Download (or synthesise when offline) a MovieLens set and prepare it: `make run`."""
+    from recsys.data.synth import synthesize
+    from recsys.prepare.job import run_prepare
+
+    data_dir = Path(args.data_dir)
+    source: Path
+    try:
+        source = _progress_download(args.dataset, str(data_dir), args.offline)
+    except RecsysError as exc:
+        log.warning("%s", exc)
+        source = data_dir / f"synth-{args.dataset}"
+        if not (source / "ratings.csv").is_file():
+            print(f"{args.dataset} is not available ({exc}); synthesising a data set of its shape")
+            shape = (
+                args.dataset
+                if args.dataset in ("ml-latest-small", "ml-1m", "ml-25m")
+                else ("ml-latest-small")
+            )
+            synthesize(source, shape)
+    cfg = load_config(args.config, args.overrides, root=args.root, source={"input": str(source)})
+    result = run_prepare(cfg, args.ds)
+    print_prepare_summary(result.manifest, result.path)
+    print("Training, scoring and the Airflow DAG are not built yet: this run stops after prepare.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0))
+    handlers = {"prepare": cmd_prepare, "data": cmd_data, "demo": cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except RecsysError as exc:
+        print(f"recsys {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

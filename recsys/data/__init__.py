@@ -1,0 +1,1 @@
+"""Data sources: MovieLens readers, the GroupLens downloader and a synthetic generator."""

@@ -1,0 +1,1 @@
+"""Spark preparation: raw ratings log -> validated, indexed, split Parquet (see job.py)."""

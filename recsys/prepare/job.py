@@ -1,0 +1,323 @@
+"""The prepare step: raw ratings log -> validated, deduplicated, indexed, split Parquet.
+
+I/O happens here and only here; the transforms it wires are pure functions in ``parse``,
+``clean``, ``index`` and ``split``. Run it as ``recsys prepare --input PATH`` or
+``spark-submit jobs/prepare.py --input PATH``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+import recsys
+from recsys import schema as S
+from recsys import storage
+from recsys.config import Config, to_dict
+from recsys.data.formats import FormatSpec, Located, check_header, locate
+from recsys.data.items import read_items
+from recsys.errors import RecsysError
+from recsys.prepare import clean, index, parse, split
+from recsys.spark import get_spark
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    path: Path
+    manifest: dict[str, Any]
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """sha256 over the input files' names, sizes and bytes: same input, same fingerprint."""
+    digest = hashlib.sha256()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
+            with open(f, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_text(spark, located: Located):
+    """MovieLens ratings as (source_file, line); returns the frame and the header-line count."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(str(located.ratings)).select(
+        F.lit(str(located.ratings)).alias(S.SOURCE_FILE), F.col("value").alias(S.LINE)
+    )
+    headers = 0
+    if located.spec.header:
+        is_header = F.trim(F.regexp_replace(S.LINE, "^\ufeff", "")) == located.spec.header
+        headers = lines.where(is_header).count()
+        lines = lines.where(~is_header)
+    return parse.split_lines(lines, located.spec), headers
+
+
+def _read_table(spark, located: Located, cfg: Config):
+    """A generic CSV/Parquet log mapped onto the raw fields; checks the named columns exist."""
+    src = cfg.source
+    path = str(located.ratings)
+    if located.spec.name == "parquet":
+        table = spark.read.parquet(path)
+    else:
+        table = spark.read.csv(path, header=True, sep=src.sep, inferSchema=False, mode="PERMISSIVE")
+    cols = table.columns
+    if not cols:
+        raise RecsysError(f"input {path} has no columns")
+    for option, name in (("--user-col", src.user_col), ("--item-col", src.item_col)):
+        if name not in cols:
+            raise RecsysError(
+                f"{path} has no column {name!r} ({option}); its columns are {', '.join(cols)}"
+            )
+    rating_col = src.rating_col if src.rating_col in cols else None
+    if src.rating_col and rating_col is None:
+        log.warning("%s has no %r column: reading it as implicit feedback", path, src.rating_col)
+    ts_col = src.ts_col if src.ts_col in cols else None
+    raw = parse.select_columns(
+        table,
+        user_col=src.user_col,
+        item_col=src.item_col,
+        rating_col=rating_col,
+        ts_col=ts_col,
+        source_file=path,
+        sep=src.sep,
+    )
+    return raw, rating_col is None, ts_col is not None
+
+
+def _rating_range(spec: FormatSpec, cfg: Config, implicit: bool) -> tuple[float, float]:
+    lo = cfg.source.rating_min if cfg.source.rating_min == cfg.source.rating_min else None
+    hi = cfg.source.rating_max if cfg.source.rating_max == cfg.source.rating_max else None
+    if implicit:
+        return 1.0, 1.0
+    return (spec.rating_min if lo is None else lo), (spec.rating_max if hi is None else hi)
+
+
+def _write_small(table: pd.DataFrame, folder: Path, arrow_schema: pa.Schema | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrow = pa.Table.from_pandas(table, schema=arrow_schema, preserve_index=False)
+    pq.write_table(arrow, folder / "part-00000.parquet", compression="zstd")
+
+
+def _split_stats(ratings_dir: Path) -> dict[str, Any]:
+    """Counts per split, rating range and train mean, read back from the written Parquet."""
+    stats: dict[str, Any] = {"counts": {}, "rating_min": None, "rating_max": None}
+    lo, hi = float("inf"), float("-inf")
+    for name in S.SPLITS:
+        folder = ratings_dir / f"split={name}"
+        if not folder.is_dir():
+            _write_small(pd.DataFrame(columns=S.RATINGS_ARROW.names), folder, S.RATINGS_ARROW)
+        table = pads.dataset(folder, format="parquet").to_table(columns=[S.RATING])
+        ratings = table.column(S.RATING)
+        stats["counts"][name] = len(ratings)
+        if len(ratings):
+            import pyarrow.compute as pc
+
+            mm = pc.min_max(ratings)
+            lo, hi = min(lo, mm["min"].as_py()), max(hi, mm["max"].as_py())
+            if name == "train":
+                stats["global_mean"] = float(pc.mean(ratings.cast(pa.float64())).as_py())
+    stats["rating_min"], stats["rating_max"] = lo, hi
+    return stats
+
+
+def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> PrepareResult:
+    """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.time()
+    ds = storage.check_ds(ds or storage.today_utc())
+    pcfg = cfg.prepare
+    located = locate(cfg.source.input, cfg.source.format)
+    test_located = (
+        locate(cfg.source.test_input, located.spec.name) if cfg.source.test_input else None
+    )
+    for loc in (located, test_located):
+        if loc is not None:
+            check_header(loc)
+    if pcfg.dedupe not in clean.DEDUPE_POLICIES:
+        raise RecsysError(f"prepare.dedupe must be one of {clean.DEDUPE_POLICIES}")
+
+    spark = get_spark(cfg.spark, "recsys-prepare")
+    headers = 0
+    if located.spec.text:
+        raw, headers = _read_text(spark, located)
+        implicit, has_ts = False, True
+    else:
+        raw, implicit, has_ts = _read_table(spark, located, cfg)
+    split.check_split(pcfg, test_located is not None, has_ts)
+    keys: tuple[str, ...] = ()
+    if test_located is not None:
+        test_raw, test_headers = _read_text(spark, test_located)
+        headers += test_headers
+        raw = raw.withColumn(split.ORIGIN, F.lit("train")).unionByName(
+            test_raw.withColumn(split.ORIGIN, F.lit("test"))
+        )
+        keys = (split.ORIGIN,)
+    lo, hi = _rating_range(located.spec, cfg, implicit)
+    checked = parse.validate(
+        raw, rating_min=lo, rating_max=hi, numeric_ids=located.spec.numeric_ids, keep=keys
+    )
+    # Keep the raw line only for rejected rows: the cache stays small on a 25M-row input.
+    checked = checked.withColumn(
+        S.LINE, F.when(F.col(S.REASON).isNotNull(), F.col(S.LINE))
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+
+    paths = storage.new_run(cfg.root, "prepared", ds, run)
+    reasons = {r[S.REASON]: r["count"] for r in checked.groupBy(S.REASON).count().collect()}
+    n_valid = reasons.pop(None, 0)
+    extra_headers = max(headers - (2 if test_located else 1), 0) if located.spec.header else 0
+    if extra_headers:
+        reasons[S.REASON_HEADER] = extra_headers
+    n_rows = n_valid + sum(reasons.values())
+    if n_rows == 0:
+        raise RecsysError(f"input {located.ratings} has no rating rows")
+
+    # Quarantine: every rejected ratings row with its raw line, plus unparseable item rows.
+    quarantine = checked.where(F.col(S.REASON).isNotNull()).select(S.SOURCE_FILE, S.LINE, S.REASON)
+    if extra_headers:
+        header_rows = [(str(located.ratings), located.spec.header, S.REASON_HEADER)]
+        quarantine = quarantine.unionByName(
+            spark.createDataFrame(header_rows * extra_headers, quarantine.schema)
+        )
+    items_read = read_items(located.items, located.spec)
+    if items_read.rejected:
+        quarantine = quarantine.unionByName(
+            spark.createDataFrame(
+                [(str(located.items), line, why) for line, why in items_read.rejected],
+                quarantine.schema,
+            )
+        )
+    quarantine.coalesce(1).write.parquet(str(paths.staging / "quarantine"))
+    rejected = sum(reasons.values())
+    share = rejected / n_rows
+    if reasons:
+        log.warning("quarantined %d of %d rows: %s", rejected, n_rows, reasons)
+    if share > pcfg.max_reject_fraction:
+        checked.unpersist()
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
+        raise RecsysError(
+            f"{rejected} of {n_rows} rows ({share:.2%}) of {located.ratings} were rejected "
+            f"({detail}), above prepare.max_reject_fraction={pcfg.max_reject_fraction:.2%}; "
+            f"see the quarantine in {paths.staging / 'quarantine'}"
+        )
+    if n_valid == 0:
+        raise RecsysError(f"input {located.ratings} has no valid rating rows")
+
+    good = checked.where(F.col(S.REASON).isNull()).select(
+        S.USER_ID, S.ITEM_ID, S.RATING, S.TS, *keys
+    )
+    deduped = clean.dedupe(good, pcfg.dedupe, keys)
+    deduped, kcore_removed = clean.k_core(deduped, pcfg.min_user_ratings, pcfg.min_item_ratings)
+    deduped = deduped.persist(StorageLevel.MEMORY_AND_DISK)
+
+    user_stats = deduped.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias(S.N_RATINGS)).toPandas()
+    item_stats = (
+        deduped.groupBy(S.ITEM_ID)
+        .agg(F.count(F.lit(1)).alias(S.N_RATINGS), F.avg(S.RATING).alias(S.MEAN_RATING))
+        .toPandas()
+    )
+    checked.unpersist()
+    n_kept = int(user_stats[S.N_RATINGS].sum())
+    n_duplicates = n_valid - n_kept - kcore_removed
+    if n_kept == 0:
+        raise RecsysError(
+            "no rows are left after k-core filtering; lower prepare.min_user_ratings / "
+            "prepare.min_item_ratings"
+        )
+
+    users = index.build_index(user_stats[S.USER_ID], S.USER_ID, S.USER_IDX)
+    items = index.build_index(item_stats[S.ITEM_ID], S.ITEM_ID, S.ITEM_IDX)
+    user_stats = user_stats.rename(columns={S.USER_ID: index.JOIN_KEY})
+    item_stats = item_stats.rename(columns={S.ITEM_ID: index.JOIN_KEY})
+    user_table = users.merge(user_stats, on=index.JOIN_KEY)[[S.USER_ID, S.USER_IDX, S.N_RATINGS]]
+    item_table = index.item_table(items, item_stats, items_read.items)
+
+    umap = spark.createDataFrame(users[[index.JOIN_KEY, S.USER_IDX]])
+    imap = spark.createDataFrame(items[[index.JOIN_KEY, S.ITEM_IDX]])
+    indexed = (
+        deduped.join(F.broadcast(umap.withColumnRenamed(index.JOIN_KEY, S.USER_ID)), S.USER_ID)
+        .join(F.broadcast(imap.withColumnRenamed(index.JOIN_KEY, S.ITEM_ID)), S.ITEM_ID)
+        .select(
+            F.col(S.USER_IDX).cast("int"),
+            F.col(S.ITEM_IDX).cast("int"),
+            F.col(S.RATING).cast("float"),
+            F.col(S.TS).cast("long"),
+            *keys,
+        )
+    )
+    with_split = split.assign_split(indexed, pcfg)
+    ratings_dir = paths.staging / "ratings"
+    with_split.select(*S.RATINGS_ARROW.names, S.SPLIT).write.partitionBy(S.SPLIT).parquet(
+        str(ratings_dir)
+    )
+    deduped.unpersist()
+    _write_small(user_table, paths.staging / "users")
+    _write_small(item_table, paths.staging / "items")
+    stats = _split_stats(ratings_dir)
+
+    inputs = [located.ratings] + ([located.items] if located.items else [])
+    if test_located is not None:
+        inputs.append(test_located.ratings)
+    manifest = {
+        "table": "prepared",
+        "ds": ds,
+        "run": paths.run,
+        "format": located.spec.name,
+        "input": [str(p) for p in inputs],
+        "input_fingerprint": fingerprint(inputs),
+        "implicit": implicit,
+        "has_timestamps": has_ts,
+        "rows_read": n_rows,
+        "rows_valid": n_valid,
+        "quarantine": {
+            "total": rejected,
+            "by_reason": reasons,
+            "item_rows": len(items_read.rejected),
+        },
+        "duplicates_removed": n_duplicates,
+        "kcore_removed": kcore_removed,
+        "titles_redecoded_latin1": items_read.redecoded,
+        "n_users": len(user_table),
+        "n_items": len(item_table),
+        "counts": stats["counts"],
+        "rating_scale": [lo, hi],
+        "rating_min": stats["rating_min"],
+        "rating_max": stats["rating_max"],
+        "global_mean": stats.get("global_mean"),
+        "user_id_type": "int64" if user_table[S.USER_ID].dtype.kind == "i" else "string",
+        "item_id_type": "int64" if item_table[S.ITEM_ID].dtype.kind == "i" else "string",
+        "split": {
+            "kind": pcfg.split,
+            "test_fraction": pcfg.test_fraction,
+            "val_fraction": pcfg.val_fraction,
+            "leave_last": pcfg.leave_last,
+            "leave_last_val": pcfg.leave_last_val,
+            "seed": pcfg.seed,
+        },
+        "config": to_dict(cfg),
+        "versions": {
+            "recsys": recsys.__version__,
+            "spark": spark.version,
+            "python": platform.python_version(),
+        },
+        "seconds": round(time.time() - started, 1),
+    }
+    final = storage.commit(paths, manifest)
+    log.info("prepared %s in %.1fs", final, time.time() - started)
+    return PrepareResult(final, manifest)

@@ -1,0 +1,127 @@
+"""Raw rows -> typed rows with a rejection reason. Pure ``DataFrame -> DataFrame`` functions.
+
+Every input row survives this step: either with typed ``user_id``, ``item_id``, ``rating``, ``ts``
+and a null ``reason``, or with its raw line and the first reason it failed. Spark 4 runs in ANSI
+mode, where a plain ``cast`` of a bad string raises, so every conversion is a ``try_cast``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from recsys import schema as S
+from recsys.data.formats import FormatSpec
+
+RAW_USER, RAW_ITEM, RAW_RATING, RAW_TS = "_user", "_item", "_rating", "_ts"
+N_FIELDS = "_n_fields"
+EXPECTED_FIELDS = 4
+
+
+def split_lines(lines: DataFrame, spec: FormatSpec) -> DataFrame:
+    """Split MovieLens text lines (``source_file``, ``line``) into raw string fields."""
+    parts = F.split(F.col(S.LINE), re.escape(spec.sep))
+    return lines.select(
+        S.SOURCE_FILE,
+        S.LINE,
+        F.when(F.trim(S.LINE) == "", F.lit(0)).otherwise(F.size(parts)).alias(N_FIELDS),
+        *(
+            F.trim(F.get(parts, i)).alias(name)
+            for i, name in enumerate((RAW_USER, RAW_ITEM, RAW_RATING, RAW_TS))
+        ),
+    )
+
+
+def select_columns(
+    table: DataFrame,
+    *,
+    user_col: str,
+    item_col: str,
+    rating_col: str | None,
+    ts_col: str | None,
+    source_file: str,
+    sep: str = ",",
+) -> DataFrame:
+    """Map a generic log's named columns onto the raw fields (all as strings).
+
+    A missing rating column means implicit feedback (rating 1.0 later); a missing timestamp
+    column gives ``ts`` 0. The raw ``line`` is the row's values joined by ``sep``.
+    """
+    cols = table.columns
+
+    def text(name: str | None) -> Column:
+        if not name:
+            return F.lit(None).cast("string")
+        dtype = dict(table.dtypes)[name]
+        c = F.col(f"`{name}`")
+        if dtype.startswith("timestamp"):
+            c = F.unix_seconds(c.cast("timestamp"))
+        return F.trim(c.cast("string"))
+
+    line = F.concat_ws(sep, *(F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("")) for c in cols))
+    return table.select(
+        F.lit(source_file).alias(S.SOURCE_FILE),
+        line.alias(S.LINE),
+        F.lit(EXPECTED_FIELDS).alias(N_FIELDS),
+        text(user_col).alias(RAW_USER),
+        text(item_col).alias(RAW_ITEM),
+        (text(rating_col) if rating_col else F.lit("1").cast("string")).alias(RAW_RATING),
+        (text(ts_col) if ts_col else F.lit("0").cast("string")).alias(RAW_TS),
+    )
+
+
+def _id(col: str, numeric: bool) -> Column:
+    raw = F.col(col)
+    if numeric:
+        return raw.try_cast("bigint")
+    return F.when(raw.isNull() | (raw == ""), F.lit(None).cast("string")).otherwise(raw)
+
+
+def _timestamp(col: str, numeric_only: bool) -> Column:
+    raw = F.col(col)
+    seconds = raw.try_cast("bigint")
+    if numeric_only:
+        return seconds
+    # Generic logs may carry ISO timestamps ("2024-05-01 12:00:00", "2024-05-01T12:00:00Z").
+    parsed = F.unix_seconds(F.try_to_timestamp(raw))
+    return F.coalesce(seconds, parsed)
+
+
+def validate(
+    raw: DataFrame,
+    *,
+    rating_min: float,
+    rating_max: float,
+    numeric_ids: bool,
+    keep: tuple[str, ...] = (),
+) -> DataFrame:
+    """Type the raw fields and attach the first reason each row fails (null when it is valid).
+
+    Returns ``source_file, line, user_id, item_id, rating (double), ts (long), reason`` and the
+    ``keep`` columns unchanged.
+    """
+    user = _id(RAW_USER, numeric_ids)
+    item = _id(RAW_ITEM, numeric_ids)
+    rating = F.col(RAW_RATING).try_cast("double")
+    ts = _timestamp(RAW_TS, numeric_ids)
+    reason = (
+        F.when(F.col(N_FIELDS) == 0, F.lit(S.REASON_BLANK))
+        .when(F.col(N_FIELDS) != EXPECTED_FIELDS, F.lit(S.REASON_FIELDS))
+        .when(user.isNull(), F.lit(S.REASON_USER))
+        .when(item.isNull(), F.lit(S.REASON_ITEM))
+        .when(rating.isNull() | F.isnan(rating), F.lit(S.REASON_RATING))
+        .when((rating < F.lit(rating_min)) | (rating > F.lit(rating_max)), F.lit(S.REASON_RANGE))
+        .when(ts.isNull() | (ts < 0), F.lit(S.REASON_TS))
+    )
+    return raw.select(
+        S.SOURCE_FILE,
+        S.LINE,
+        user.alias(S.USER_ID),
+        item.alias(S.ITEM_ID),
+        rating.alias(S.RATING),
+        ts.alias(S.TS),
+        reason.alias(S.REASON),
+        *keep,
+    )

@@ -1,0 +1,109 @@
+"""Train / validation / test splits. Pure ``DataFrame -> DataFrame`` functions adding ``split``.
+
+* ``random``: a hash of (user_idx, item_idx, seed) decides, so the split is the same whatever
+  Spark's partitioning (``rand(seed)`` is not).
+* ``temporal``: one global time cutoff, so every train row precedes every test row (as in the
+  temporal-split write-up); validation is the last slice of train the same way.
+* ``leave-last``: each user's last N rows (by time, ties by item) go to test and the N before
+  them to validation: the standard protocol for top-N metrics. A user keeps at least one train row.
+* ``given``: the source already says (separate train and test files); validation is carved from
+  train at random.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys import schema as S
+from recsys.config import PrepareConfig
+from recsys.errors import RecsysError
+
+SPLIT_KINDS = ("random", "temporal", "leave-last", "given")
+ORIGIN = "_origin"  # train/test file of a given split
+_BUCKETS = 1_000_000
+
+
+def _unit_hash(seed: int) -> Column:
+    """A deterministic number in [0, 1) per (user, item)."""
+    h = F.xxhash64(F.col(S.USER_IDX), F.col(S.ITEM_IDX), F.lit(seed))
+    return F.pmod(h, F.lit(_BUCKETS)) / F.lit(float(_BUCKETS))
+
+
+def _random(rows: DataFrame, test: float, val: float, seed: int) -> DataFrame:
+    u = _unit_hash(seed)
+    val_upper = test + (1.0 - test) * val
+    return rows.withColumn(
+        S.SPLIT,
+        F.when(u < test, "test").when(u < val_upper, "val").otherwise("train"),
+    )
+
+
+def _temporal(rows: DataFrame, test: float, val: float) -> DataFrame:
+    def cutoff(frame: DataFrame, share: float) -> int | None:
+        if share <= 0:
+            return None
+        (q,) = frame.approxQuantile(S.TS, [1.0 - share], 1e-4)
+        return int(q)
+
+    test_cut = cutoff(rows, test)
+    train = rows if test_cut is None else rows.where(F.col(S.TS) < test_cut)
+    val_cut = cutoff(train, val)
+    split = F.lit("train")
+    if val_cut is not None:
+        split = F.when(F.col(S.TS) >= val_cut, "val").otherwise(split)
+    if test_cut is not None:
+        split = F.when(F.col(S.TS) >= test_cut, "test").otherwise(split)
+    return rows.withColumn(S.SPLIT, split)
+
+
+def _leave_last(rows: DataFrame, n_test: int, n_val: int) -> DataFrame:
+    user = Window.partitionBy(S.USER_IDX)
+    recent = user.orderBy(F.col(S.TS).desc(), F.col(S.ITEM_IDX).desc())
+    rank = F.row_number().over(recent)
+    n = F.count(F.lit(1)).over(user)
+    split = (
+        F.when((rank <= n_test) & (n > n_test), "test")
+        .when((rank <= n_test + n_val) & (n > n_test + n_val), "val")
+        .otherwise("train")
+    )
+    return rows.withColumn(S.SPLIT, split)
+
+
+def _given(rows: DataFrame, val: float, seed: int) -> DataFrame:
+    u = _unit_hash(seed)
+    is_test = F.col(ORIGIN) == "test"
+    split = F.when(is_test, "test").when(u < val, "val").otherwise("train")
+    return rows.withColumn(S.SPLIT, split).drop(ORIGIN)
+
+
+def check_split(cfg: PrepareConfig, has_test_input: bool, has_ts: bool) -> None:
+    """Reject split options that cannot work, before any Spark work."""
+    if cfg.split not in SPLIT_KINDS:
+        raise RecsysError(f"--split must be one of {', '.join(SPLIT_KINDS)}, got {cfg.split!r}")
+    for name in ("test_fraction", "val_fraction"):
+        value = getattr(cfg, name)
+        if not 0.0 <= value < 1.0:
+            raise RecsysError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
+    if cfg.leave_last < 1 or cfg.leave_last_val < 0:
+        raise RecsysError("--leave-last must be >= 1 and prepare.leave_last_val >= 0")
+    if cfg.split == "given" and not has_test_input:
+        raise RecsysError("--split given needs the test rows in --test-input PATH")
+    if cfg.split != "given" and has_test_input:
+        raise RecsysError("--test-input is only used with --split given")
+    if cfg.split in ("temporal", "leave-last") and not has_ts:
+        raise RecsysError(
+            f"--split {cfg.split} orders rows by time but the input has no timestamp column; "
+            "use --split random or name the column with --ts-col"
+        )
+
+
+def assign_split(rows: DataFrame, cfg: PrepareConfig) -> DataFrame:
+    """Add the ``split`` column (train / val / test) according to ``cfg``."""
+    if cfg.split == "random":
+        return _random(rows, cfg.test_fraction, cfg.val_fraction, cfg.seed)
+    if cfg.split == "temporal":
+        return _temporal(rows, cfg.test_fraction, cfg.val_fraction)
+    if cfg.split == "leave-last":
+        return _leave_last(rows, cfg.leave_last, cfg.leave_last_val)
+    return _given(rows, cfg.val_fraction, cfg.seed)

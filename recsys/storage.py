@@ -1,0 +1,178 @@
+"""The storage layout every step shares: immutable runs, staging names, ``_LATEST`` pointers.
+
+Each step writes ``<root>/<table>/ds=<ds>/run=<run>/``. It builds the folder under a staging name
+beginning with ``_`` (Spark and pyarrow ignore such names), renames it into place, writes
+``manifest.json`` last, and only then moves the pointers ``<table>/ds=<ds>/_LATEST`` and
+``<table>/_LATEST`` (small JSON files replaced by write-then-rename). Readers go through
+:func:`resolve` / :func:`latest`, never by listing folders, so a killed step leaves only debris that
+nobody reads, and a re-run of the same ``ds`` is simply a new run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recsys.errors import RecsysError
+
+MANIFEST = "manifest.json"
+LATEST = "_LATEST"
+TABLES = ("prepared", "models", "recommendations", "similar_items")
+
+
+def today_utc() -> str:
+    """Today's date in UTC as YYYY-MM-DD (the command line's default ``ds``)."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def check_ds(ds: str) -> str:
+    """Validate a run date; raise a one-sentence error naming the option."""
+    try:
+        dt.date.fromisoformat(ds)
+    except (TypeError, ValueError):
+        raise RecsysError(f"--ds must be a date as YYYY-MM-DD, got {ds!r}") from None
+    return ds
+
+
+def new_run_id() -> str:
+    """A UTC timestamp run id for command-line runs (sortable, path-safe, unique)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + f"Z-{uuid.uuid4().hex[:6]}"
+
+
+def safe_run_id(run: str) -> str:
+    """Make an external run id path-safe (Airflow's ``scheduled__2026-11-23T00:00:00+00:00``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run).strip("_.")
+    if not cleaned:
+        raise RecsysError(f"run id {run!r} has no usable characters")
+    return cleaned
+
+
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
+
+
+def _local(root: str) -> Path:
+    return Path(root[len("file://") :] if root.startswith("file://") else root)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run of one table lives."""
+
+    root: str
+    table: str
+    ds: str
+    run: str
+
+    @property
+    def table_dir(self) -> Path:
+        return _local(self.root) / self.table
+
+    @property
+    def ds_dir(self) -> Path:
+        return self.table_dir / f"ds={self.ds}"
+
+    @property
+    def final(self) -> Path:
+        return self.ds_dir / f"run={self.run}"
+
+    @property
+    def staging(self) -> Path:
+        return self.ds_dir / f"_staging-run={self.run}"
+
+
+def new_run(root: str, table: str, ds: str, run: str | None = None) -> RunPaths:
+    """Allocate a run folder (staging created); refuses to reuse an existing run id."""
+    if not _is_local(root):
+        raise RecsysError(
+            f"root {root!r}: only local paths are supported by this version's commit protocol"
+        )
+    paths = RunPaths(root, table, check_ds(ds), safe_run_id(run) if run else new_run_id())
+    if paths.final.exists():
+        raise RecsysError(
+            f"{paths.final} already exists; runs are immutable, so pass a new --run id"
+        )
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def commit(paths: RunPaths, manifest: dict[str, Any]) -> Path:
+    """Publish a finished staging folder: rename, write the manifest last, move the pointers."""
+    os.replace(paths.staging, paths.final)
+    _write_json_atomic(paths.final / MANIFEST, manifest)
+    pointer = {"ds": paths.ds, "run": paths.run, "path": str(paths.final)}
+    _write_json_atomic(paths.ds_dir / LATEST, pointer)
+    _write_json_atomic(paths.table_dir / LATEST, pointer)
+    return paths.final
+
+
+def _read_pointer(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise RecsysError(
+            f"pointer file {path} is unreadable; re-run the step that writes it"
+        ) from None
+
+
+def resolve(root: str, table: str, ds: str | None = None, run: str | None = None) -> Path:
+    """Folder of a complete run: the given one, the latest of a ``ds``, or the latest overall.
+
+    Raises ``RecsysError`` when no complete run (one with a manifest) matches.
+    """
+    table_dir = _local(root) / table
+    if run:
+        if not ds:
+            raise RecsysError("a run id needs its --ds too")
+        folder = table_dir / f"ds={check_ds(ds)}" / f"run={safe_run_id(run)}"
+    else:
+        pointer_file = table_dir / (f"ds={check_ds(ds)}" if ds else "") / LATEST
+        pointer = _read_pointer(pointer_file)
+        if pointer is None:
+            what = f"for ds={ds} " if ds else ""
+            raise RecsysError(
+                f"no complete {table} run {what}under {table_dir}; run `recsys "
+                f"{_producer(table)}` first (or pass the right --root)"
+            )
+        folder = table_dir / f"ds={pointer['ds']}" / f"run={pointer['run']}"
+    if not (folder / MANIFEST).is_file():
+        raise RecsysError(
+            f"{folder} is not a complete {table} run (no {MANIFEST}); re-run `recsys "
+            f"{_producer(table)}`"
+        )
+    return folder
+
+
+def latest(root: str, table: str) -> Path:
+    """Folder of the run the table's ``_LATEST`` names."""
+    return resolve(root, table)
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a complete run folder."""
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecsysError(f"{path} is missing: {folder} is not a complete run") from None
+    except ValueError:
+        raise RecsysError(f"{path} is not valid JSON; re-run the step that wrote it") from None
+
+
+def _producer(table: str) -> str:
+    return {"prepared": "prepare", "models": "train", "recommendations": "score"}.get(table, table)

@@ -1,0 +1,70 @@
+"""The run layout: staging, manifest last, atomic pointers, resolve never lists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys import storage
+from recsys.errors import RecsysError
+
+
+def test_commit_then_resolve(tmp_path):
+    root = str(tmp_path)
+    paths = storage.new_run(root, "prepared", "2026-01-02", "manual run:1")
+    assert paths.staging.name == "_staging-run=manual_run_1" and paths.staging.is_dir()
+    (paths.staging / "data.txt").write_text("x")
+    final = storage.commit(paths, {"n": 1})
+    assert final == tmp_path / "prepared" / "ds=2026-01-02" / "run=manual_run_1"
+    assert not paths.staging.exists()
+    assert storage.read_manifest(final) == {"n": 1}
+    assert storage.latest(root, "prepared") == final
+    assert storage.resolve(root, "prepared", "2026-01-02") == final
+    assert storage.resolve(root, "prepared", "2026-01-02", "manual run:1") == final
+    pointer = json.loads((tmp_path / "prepared" / "_LATEST").read_text())
+    assert pointer == {"ds": "2026-01-02", "run": "manual_run_1", "path": str(final)}
+
+
+def test_latest_moves_per_ds_and_overall(tmp_path):
+    root = str(tmp_path)
+    a = storage.commit(storage.new_run(root, "models", "2026-01-01", "a"), {})
+    b = storage.commit(storage.new_run(root, "models", "2026-01-02", "b"), {})
+    assert storage.latest(root, "models") == b
+    assert storage.resolve(root, "models", "2026-01-01") == a
+
+
+def test_killed_run_leaves_only_ignored_debris(tmp_path):
+    root = str(tmp_path)
+    done = storage.commit(storage.new_run(root, "prepared", "2026-01-02", "ok"), {})
+    killed = storage.new_run(root, "prepared", "2026-01-02", "killed")
+    (killed.staging / "part.parquet").write_text("half")
+    assert storage.latest(root, "prepared") == done
+    assert storage.resolve(root, "prepared", "2026-01-02") == done
+
+
+def test_runs_are_immutable(tmp_path):
+    storage.commit(storage.new_run(str(tmp_path), "prepared", "2026-01-02", "r"), {})
+    with pytest.raises(RecsysError, match="runs are immutable"):
+        storage.new_run(str(tmp_path), "prepared", "2026-01-02", "r")
+
+
+def test_missing_runs_are_clear_errors(tmp_path):
+    with pytest.raises(RecsysError, match="run `recsys prepare` first"):
+        storage.latest(str(tmp_path), "prepared")
+    with pytest.raises(RecsysError, match="no complete models run for ds=2026-01-02"):
+        storage.resolve(str(tmp_path), "models", "2026-01-02")
+    incomplete = tmp_path / "prepared" / "ds=2026-01-02" / "run=x"
+    incomplete.mkdir(parents=True)
+    with pytest.raises(RecsysError, match="not a complete prepared run"):
+        storage.resolve(str(tmp_path), "prepared", "2026-01-02", "x")
+    with pytest.raises(RecsysError, match="YYYY-MM-DD"):
+        storage.resolve(str(tmp_path), "prepared", "02/01/2026")
+
+
+def test_run_ids():
+    assert storage.safe_run_id("scheduled__2026-11-23T00:00:00+00:00") == (
+        "scheduled__2026-11-23T00_00_00_00_00"
+    )
+    a, b = storage.new_run_id(), storage.new_run_id()
+    assert a != b and a.startswith("20")
