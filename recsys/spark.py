@@ -140,6 +140,14 @@ def get_spark(cfg: SparkConfig, app_name: str = "recsys") -> SparkSession:
         "spark.sql.parquet.compression.codec": "zstd",
         **cfg.conf,
     }
+    if under_spark_submit():
+        # spark-submit's --executor-memory / --conf / spark-defaults.conf win: fill in only what
+        # the launcher left unset (a 4g executor on a 1g worker would never start).
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
+        given = SparkContext._jvm.org.apache.spark.SparkConf()  # reads the spark.* properties
+        settings = {k: v for k, v in settings.items() if not given.contains(k)}
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -248,18 +248,25 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     user_table = users.merge(user_stats, on=index.JOIN_KEY)[[S.USER_ID, S.USER_IDX, S.N_RATINGS]]
     item_table = index.item_table(items, item_stats, items_read.items)
 
-    umap = spark.createDataFrame(users[[index.JOIN_KEY, S.USER_IDX]])
-    imap = spark.createDataFrame(items[[index.JOIN_KEY, S.ITEM_IDX]])
-    indexed = (
-        deduped.join(F.broadcast(umap.withColumnRenamed(index.JOIN_KEY, S.USER_ID)), S.USER_ID)
-        .join(F.broadcast(imap.withColumnRenamed(index.JOIN_KEY, S.ITEM_ID)), S.ITEM_ID)
-        .select(
-            F.col(S.USER_IDX).cast("int"),
-            F.col(S.ITEM_IDX).cast("int"),
-            F.col(S.RATING).cast("float"),
-            F.col(S.TS).cast("long"),
-            *keys,
-        )
+    # The id -> idx maps join as broadcasts; reading them back from the Parquet just written keeps
+    # the driver from shipping them inside task closures.
+    _write_small(user_table, paths.staging / "users")
+    _write_small(item_table, paths.staging / "items")
+    indexed = deduped
+    for id_col, idx_col, table in (
+        (S.USER_ID, S.USER_IDX, "users"),
+        (S.ITEM_ID, S.ITEM_IDX, "items"),
+    ):
+        mapping = spark.read.parquet(str(paths.staging / table)).select(id_col, idx_col)
+        if dict(deduped.dtypes)[id_col] != dict(mapping.dtypes)[id_col]:
+            mapping = mapping.withColumn(id_col, F.col(id_col).cast("string"))
+        indexed = indexed.join(F.broadcast(mapping), id_col)
+    indexed = indexed.select(
+        F.col(S.USER_IDX).cast("int"),
+        F.col(S.ITEM_IDX).cast("int"),
+        F.col(S.RATING).cast("float"),
+        F.col(S.TS).cast("long"),
+        *keys,
     )
     with_split = split.assign_split(indexed, pcfg)
     ratings_dir = paths.staging / "ratings"
@@ -267,8 +274,6 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         str(ratings_dir)
     )
     deduped.unpersist()
-    _write_small(user_table, paths.staging / "users")
-    _write_small(item_table, paths.staging / "items")
     stats = _split_stats(ratings_dir)
 
     inputs = [located.ratings] + ([located.items] if located.items else [])
