@@ -10,6 +10,7 @@ Synthesises the data first when the folder has no ratings.csv (not timed), then 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -22,10 +23,8 @@ import psutil
 def tree_rss(proc: psutil.Process) -> int:
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
@@ -56,7 +55,8 @@ def main() -> int:
         peak = max(peak, tree_rss(proc))
         time.sleep(0.2)
     seconds = time.perf_counter() - started
-    rows = sum(1 for _ in open(data / "ratings.csv", "rb")) - 1
+    with open(data / "ratings.csv", "rb") as f:
+        rows = sum(1 for _ in f) - 1
     print(f"exit code       {child.returncode}")
     print(f"input rows      {rows:,}")
     print(f"wall seconds    {seconds:.1f}")

@@ -27,7 +27,7 @@ from recsys.config import Config, to_dict
 from recsys.data.formats import FormatSpec, Located, check_header, locate
 from recsys.data.items import read_items
 from recsys.errors import RecsysError
-from recsys.prepare import clean, index, parse, split
+from recsys.prepare import clean, index, parse, read, split
 from recsys.spark import get_spark
 
 log = logging.getLogger(__name__)
@@ -50,53 +50,6 @@ def fingerprint(paths: list[Path]) -> str:
                 while chunk := handle.read(1 << 22):
                     digest.update(chunk)
     return digest.hexdigest()
-
-
-def _read_text(spark, located: Located):
-    """MovieLens ratings as (source_file, line); returns the frame and the header-line count."""
-    from pyspark.sql import functions as F
-
-    lines = spark.read.text(str(located.ratings)).select(
-        F.lit(str(located.ratings)).alias(S.SOURCE_FILE), F.col("value").alias(S.LINE)
-    )
-    headers = 0
-    if located.spec.header:
-        is_header = F.trim(F.regexp_replace(S.LINE, "^\ufeff", "")) == located.spec.header
-        headers = lines.where(is_header).count()
-        lines = lines.where(~is_header)
-    return parse.split_lines(lines, located.spec), headers
-
-
-def _read_table(spark, located: Located, cfg: Config):
-    """A generic CSV/Parquet log mapped onto the raw fields; checks the named columns exist."""
-    src = cfg.source
-    path = str(located.ratings)
-    if located.spec.name == "parquet":
-        table = spark.read.parquet(path)
-    else:
-        table = spark.read.csv(path, header=True, sep=src.sep, inferSchema=False, mode="PERMISSIVE")
-    cols = table.columns
-    if not cols:
-        raise RecsysError(f"input {path} has no columns")
-    for option, name in (("--user-col", src.user_col), ("--item-col", src.item_col)):
-        if name not in cols:
-            raise RecsysError(
-                f"{path} has no column {name!r} ({option}); its columns are {', '.join(cols)}"
-            )
-    rating_col = src.rating_col if src.rating_col in cols else None
-    if src.rating_col and rating_col is None:
-        log.warning("%s has no %r column: reading it as implicit feedback", path, src.rating_col)
-    ts_col = src.ts_col if src.ts_col in cols else None
-    raw = parse.select_columns(
-        table,
-        user_col=src.user_col,
-        item_col=src.item_col,
-        rating_col=rating_col,
-        ts_col=ts_col,
-        source_file=path,
-        sep=src.sep,
-    )
-    return raw, rating_col is None, ts_col is not None
 
 
 def _rating_range(spec: FormatSpec, cfg: Config, implicit: bool) -> tuple[float, float]:
@@ -135,6 +88,39 @@ def _split_stats(ratings_dir: Path) -> dict[str, Any]:
     return stats
 
 
+def _write_quarantine(
+    spark, checked, located: Located, extra_headers: int, items_read, folder: Path
+) -> None:
+    """Every rejected row with its raw line and reason, in one Parquet file."""
+    from pyspark.sql import functions as F
+
+    reason = F.col(S.REASON)
+    quarantine = checked.where(reason.isNotNull() & (reason != parse.HEADER_MARK)).select(
+        S.SOURCE_FILE, S.LINE, S.REASON
+    )
+    extra = [(str(located.ratings), located.spec.header, S.REASON_HEADER)] * extra_headers
+    extra += [(str(located.items), line, why) for line, why in items_read.rejected]
+    if extra:
+        quarantine = quarantine.unionByName(spark.createDataFrame(extra, quarantine.schema))
+    quarantine.coalesce(1).write.parquet(str(folder))
+
+
+def _load(spark, cfg: Config, located: Located, test_located: Located | None):
+    """Raw rows of the input (and of the given test file), with the grouping keys dedupe needs."""
+    from pyspark.sql import functions as F
+
+    if located.spec.text:
+        raw = read.RawInput(read.read_text(spark, located), implicit=False, has_ts=True)
+    else:
+        raw = read.read_table(spark, located, cfg.source)
+    split.check_split(cfg.prepare, test_located is not None, raw.has_ts)
+    if test_located is None:
+        return raw, ()
+    test_rows = read.read_text(spark, test_located).withColumn(split.ORIGIN, F.lit("test"))
+    rows = raw.rows.withColumn(split.ORIGIN, F.lit("train")).unionByName(test_rows)
+    return read.RawInput(rows, raw.implicit, raw.has_ts), (split.ORIGIN,)
+
+
 def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> PrepareResult:
     """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
     from pyspark import StorageLevel
@@ -154,56 +140,31 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         raise RecsysError(f"prepare.dedupe must be one of {clean.DEDUPE_POLICIES}")
 
     spark = get_spark(cfg.spark, "recsys-prepare")
-    headers = 0
-    if located.spec.text:
-        raw, headers = _read_text(spark, located)
-        implicit, has_ts = False, True
-    else:
-        raw, implicit, has_ts = _read_table(spark, located, cfg)
-    split.check_split(pcfg, test_located is not None, has_ts)
-    keys: tuple[str, ...] = ()
-    if test_located is not None:
-        test_raw, test_headers = _read_text(spark, test_located)
-        headers += test_headers
-        raw = raw.withColumn(split.ORIGIN, F.lit("train")).unionByName(
-            test_raw.withColumn(split.ORIGIN, F.lit("test"))
-        )
-        keys = (split.ORIGIN,)
-    lo, hi = _rating_range(located.spec, cfg, implicit)
+    raw, keys = _load(spark, cfg, located, test_located)
+    lo, hi = _rating_range(located.spec, cfg, raw.implicit)
     checked = parse.validate(
-        raw, rating_min=lo, rating_max=hi, numeric_ids=located.spec.numeric_ids, keep=keys
+        raw.rows, rating_min=lo, rating_max=hi, numeric_ids=located.spec.numeric_ids, keep=keys
     )
     # Keep the raw line only for rejected rows: the cache stays small on a 25M-row input.
     checked = checked.withColumn(
         S.LINE, F.when(F.col(S.REASON).isNotNull(), F.col(S.LINE))
     ).persist(StorageLevel.MEMORY_AND_DISK)
 
+    # Pass 1 over the input: counts per reason (header lines included, marked).
     paths = storage.new_run(cfg.root, "prepared", ds, run)
     reasons = {r[S.REASON]: r["count"] for r in checked.groupBy(S.REASON).count().collect()}
     n_valid = reasons.pop(None, 0)
-    extra_headers = max(headers - (2 if test_located else 1), 0) if located.spec.header else 0
+    headers = reasons.pop(parse.HEADER_MARK, 0)
+    extra_headers = max(headers - (2 if test_located else 1), 0)
     if extra_headers:
         reasons[S.REASON_HEADER] = extra_headers
     n_rows = n_valid + sum(reasons.values())
     if n_rows == 0:
         raise RecsysError(f"input {located.ratings} has no rating rows")
-
-    # Quarantine: every rejected ratings row with its raw line, plus unparseable item rows.
-    quarantine = checked.where(F.col(S.REASON).isNotNull()).select(S.SOURCE_FILE, S.LINE, S.REASON)
-    if extra_headers:
-        header_rows = [(str(located.ratings), located.spec.header, S.REASON_HEADER)]
-        quarantine = quarantine.unionByName(
-            spark.createDataFrame(header_rows * extra_headers, quarantine.schema)
-        )
     items_read = read_items(located.items, located.spec)
-    if items_read.rejected:
-        quarantine = quarantine.unionByName(
-            spark.createDataFrame(
-                [(str(located.items), line, why) for line, why in items_read.rejected],
-                quarantine.schema,
-            )
-        )
-    quarantine.coalesce(1).write.parquet(str(paths.staging / "quarantine"))
+    _write_quarantine(
+        spark, checked, located, extra_headers, items_read, paths.staging / "quarantine"
+    )
     rejected = sum(reasons.values())
     share = rejected / n_rows
     if reasons:
@@ -219,8 +180,11 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     if n_valid == 0:
         raise RecsysError(f"input {located.ratings} has no valid rating rows")
 
-    good = checked.where(F.col(S.REASON).isNull()).select(
-        S.USER_ID, S.ITEM_ID, S.RATING, S.TS, *keys
+    # One shuffle, by user: dedupe (user, item) and the leave-last window both reuse it.
+    good = (
+        checked.where(F.col(S.REASON).isNull())
+        .select(S.USER_ID, S.ITEM_ID, S.RATING, S.TS, *keys)
+        .repartition(cfg.spark.shuffle_partitions, S.USER_ID)
     )
     deduped = clean.dedupe(good, pcfg.dedupe, keys)
     deduped, kcore_removed = clean.k_core(deduped, pcfg.min_user_ratings, pcfg.min_item_ratings)
@@ -262,13 +226,14 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
             mapping = mapping.withColumn(id_col, F.col(id_col).cast("string"))
         indexed = indexed.join(F.broadcast(mapping), id_col)
     indexed = indexed.select(
+        S.USER_ID,  # kept so the leave-last window reuses the partitioning by user
         F.col(S.USER_IDX).cast("int"),
         F.col(S.ITEM_IDX).cast("int"),
         F.col(S.RATING).cast("float"),
         F.col(S.TS).cast("long"),
         *keys,
     )
-    with_split = split.assign_split(indexed, pcfg)
+    with_split = split.assign_split(indexed, pcfg, user_col=S.USER_ID)
     ratings_dir = paths.staging / "ratings"
     with_split.select(*S.RATINGS_ARROW.names, S.SPLIT).write.partitionBy(S.SPLIT).parquet(
         str(ratings_dir)
@@ -286,8 +251,8 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         "format": located.spec.name,
         "input": [str(p) for p in inputs],
         "input_fingerprint": fingerprint(inputs),
-        "implicit": implicit,
-        "has_timestamps": has_ts,
+        "implicit": raw.implicit,
+        "has_timestamps": raw.has_ts,
         "rows_read": n_rows,
         "rows_valid": n_valid,
         "quarantine": {

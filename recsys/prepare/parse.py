@@ -18,15 +18,27 @@ from recsys.data.formats import FormatSpec
 RAW_USER, RAW_ITEM, RAW_RATING, RAW_TS = "_user", "_item", "_rating", "_ts"
 N_FIELDS = "_n_fields"
 EXPECTED_FIELDS = 4
+HEADER_FIELDS = -1  # N_FIELDS of a line equal to the format's header
+# Reason given to header lines while counting; the job keeps one header per file and quarantines
+# any repeated one as ``repeated_header``.
+HEADER_MARK = "_header"
 
 
 def split_lines(lines: DataFrame, spec: FormatSpec) -> DataFrame:
-    """Split MovieLens text lines (``source_file``, ``line``) into raw string fields."""
+    """Split MovieLens text lines (``source_file``, ``line``) into raw string fields.
+
+    Header lines are marked (``N_FIELDS`` = -1) rather than filtered, so counting them costs no
+    extra pass over the file.
+    """
     parts = F.split(F.col(S.LINE), re.escape(spec.sep))
+    n_fields = F.when(F.trim(S.LINE) == "", F.lit(0))
+    if spec.header:
+        is_header = F.trim(F.regexp_replace(S.LINE, "^\ufeff", "")) == spec.header
+        n_fields = n_fields.when(is_header, F.lit(HEADER_FIELDS))
     return lines.select(
         S.SOURCE_FILE,
         S.LINE,
-        F.when(F.trim(S.LINE) == "", F.lit(0)).otherwise(F.size(parts)).alias(N_FIELDS),
+        n_fields.otherwise(F.size(parts)).alias(N_FIELDS),
         *(
             F.trim(F.get(parts, i)).alias(name)
             for i, name in enumerate((RAW_USER, RAW_ITEM, RAW_RATING, RAW_TS))
@@ -107,7 +119,8 @@ def validate(
     rating = F.col(RAW_RATING).try_cast("double")
     ts = _timestamp(RAW_TS, numeric_ids)
     reason = (
-        F.when(F.col(N_FIELDS) == 0, F.lit(S.REASON_BLANK))
+        F.when(F.col(N_FIELDS) == HEADER_FIELDS, F.lit(HEADER_MARK))
+        .when(F.col(N_FIELDS) == 0, F.lit(S.REASON_BLANK))
         .when(F.col(N_FIELDS) != EXPECTED_FIELDS, F.lit(S.REASON_FIELDS))
         .when(user.isNull(), F.lit(S.REASON_USER))
         .when(item.isNull(), F.lit(S.REASON_ITEM))

@@ -57,8 +57,8 @@ def _temporal(rows: DataFrame, test: float, val: float) -> DataFrame:
     return rows.withColumn(S.SPLIT, split)
 
 
-def _leave_last(rows: DataFrame, n_test: int, n_val: int) -> DataFrame:
-    user = Window.partitionBy(S.USER_IDX)
+def _leave_last(rows: DataFrame, n_test: int, n_val: int, user_col: str) -> DataFrame:
+    user = Window.partitionBy(user_col)
     recent = user.orderBy(F.col(S.TS).desc(), F.col(S.ITEM_IDX).desc())
     rank = F.row_number().over(recent)
     n = F.count(F.lit(1)).over(user)
@@ -98,12 +98,16 @@ def check_split(cfg: PrepareConfig, has_test_input: bool, has_ts: bool) -> None:
         )
 
 
-def assign_split(rows: DataFrame, cfg: PrepareConfig) -> DataFrame:
-    """Add the ``split`` column (train / val / test) according to ``cfg``."""
+def assign_split(rows: DataFrame, cfg: PrepareConfig, user_col: str = S.USER_IDX) -> DataFrame:
+    """Add the ``split`` column (train / val / test) according to ``cfg``.
+
+    ``user_col`` is the column leave-last groups by: any one-to-one user key works, and grouping
+    by the column the rows are already partitioned on saves a shuffle.
+    """
     if cfg.split == "random":
         return _random(rows, cfg.test_fraction, cfg.val_fraction, cfg.seed)
     if cfg.split == "temporal":
         return _temporal(rows, cfg.test_fraction, cfg.val_fraction)
     if cfg.split == "leave-last":
-        return _leave_last(rows, cfg.leave_last, cfg.leave_last_val)
+        return _leave_last(rows, cfg.leave_last, cfg.leave_last_val, user_col)
     return _given(rows, cfg.val_fraction, cfg.seed)

@@ -361,7 +361,7 @@ def test_unknown_name_lists_known_releases(tmp_path: Path) -> None:
 def test_progress_reports_monotone_bytes(
     server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dl, "_CHUNK_SIZE", 64)
+    monkeypatch.setattr(dl.fetch, "_CHUNK_SIZE", 64)
     calls: list[tuple[int, int | None]] = []
 
     download(NAME, tmp_path, timeout=2, progress=lambda done, total: calls.append((done, total)))
