@@ -1,0 +1,90 @@
+"""Split rules on hand-made frames: fractions, time order, leave-last, given."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys import schema as S
+from recsys.config import PrepareConfig
+from recsys.errors import RecsysError
+from recsys.prepare.split import ORIGIN, assign_split, check_split
+
+
+def frame(spark, rows):
+    return spark.createDataFrame(rows, f"{S.USER_IDX} int, {S.ITEM_IDX} int, {S.TS} long")
+
+
+def splits(df):
+    return {
+        (r[S.USER_IDX], r[S.ITEM_IDX]): r[S.SPLIT]
+        for r in df.select(S.USER_IDX, S.ITEM_IDX, S.SPLIT).collect()
+    }
+
+
+def test_random_split_fractions_and_determinism(spark):
+    rows = [(u, i, u * 100 + i) for u in range(50) for i in range(40)]
+    cfg = PrepareConfig(split="random", test_fraction=0.2, val_fraction=0.25, seed=7)
+    df = frame(spark, rows)
+    first = splits(assign_split(df, cfg))
+    counts = {s: list(first.values()).count(s) for s in S.SPLITS}
+    assert counts["test"] == pytest.approx(400, abs=60)  # 20% of 2000
+    assert counts["val"] == pytest.approx(400, abs=60)  # 25% of the remaining 1600
+    # Same seed, different partitioning: the same assignment.
+    assert splits(assign_split(df.repartition(7), cfg)) == first
+    other = splits(assign_split(df, PrepareConfig(split="random", seed=8)))
+    assert other != first
+
+
+def test_temporal_split_train_precedes_test(spark):
+    rows = [(u, i, (u * 37 + i * 11) % 1000) for u in range(20) for i in range(50)]
+    cfg = PrepareConfig(split="temporal", test_fraction=0.2, val_fraction=0.1)
+    out = assign_split(frame(spark, rows), cfg).collect()
+    by = {s: [r[S.TS] for r in out if r[S.SPLIT] == s] for s in S.SPLITS}
+    assert max(by["train"]) < min(by["val"]) <= max(by["val"]) < min(by["test"])
+    assert len(by["test"]) == pytest.approx(200, abs=20)
+
+
+def test_leave_last_by_time_then_item(spark):
+    rows = [
+        (0, 0, 10),
+        (0, 1, 30),
+        (0, 2, 20),
+        (0, 3, 30),  # tie at 30: higher item is "later"
+        (1, 0, 5),
+        (1, 1, 6),  # two rows: one to test, none to val
+        (2, 0, 1),  # one row: stays in train
+    ]
+    cfg = PrepareConfig(split="leave-last", leave_last=1, leave_last_val=1)
+    assert splits(assign_split(frame(spark, rows), cfg)) == {
+        (0, 0): "train",
+        (0, 2): "train",
+        (0, 1): "val",
+        (0, 3): "test",
+        (1, 0): "train",
+        (1, 1): "test",
+        (2, 0): "train",
+    }
+
+
+def test_given_split_keeps_origin(spark):
+    df = spark.createDataFrame(
+        [(0, 0, 1, "train"), (0, 1, 2, "test")],
+        f"{S.USER_IDX} int, {S.ITEM_IDX} int, {S.TS} long, {ORIGIN} string",
+    )
+    out = splits(assign_split(df, PrepareConfig(split="given", val_fraction=0.0)))
+    assert out == {(0, 0): "train", (0, 1): "test"}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "test_input", "has_ts", "needle"),
+    [
+        (PrepareConfig(split="sideways"), False, True, "--split must be one of"),
+        (PrepareConfig(split="given"), False, True, "needs the test rows in --test-input"),
+        (PrepareConfig(split="random"), True, True, "only used with --split given"),
+        (PrepareConfig(split="temporal"), False, False, "has no timestamp column"),
+        (PrepareConfig(test_fraction=1.0), False, True, "--test-fraction must be in"),
+    ],
+)
+def test_bad_split_options(cfg, test_input, has_ts, needle):
+    with pytest.raises(RecsysError, match=needle):
+        check_split(cfg, test_input, has_ts)
