@@ -133,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_arguments(prep)
     _common(prep)
 
+    train = sub.add_parser("train", help="train, export and evaluate a model (TensorFlow)")
+    train.add_argument("--ds", default=None, help="run date of the model (default: today, UTC)")
+    train.add_argument("--run", default=None, help="run id (default: a UTC timestamp)")
+    train.add_argument("--prepared-ds", default=None, help="prepared ds (default: _LATEST)")
+    train.add_argument("--prepared-run", default=None, help="prepared run id")
+    train.add_argument("--model", default=None, help="mf | biased-mf | ncf | neumf (biased-mf)")
+    train.add_argument("--objective", default=None, help="rating (default)")
+    _common(train)
+
+    ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
+    ev.add_argument("--ds", default=None, help="model run date (default: the latest model)")
+    ev.add_argument("--run", default=None, help="model run id")
+    _common(ev)
+
     demo = sub.add_parser(
         "demo", help="download ml-latest-small (or synthesise it offline) and prepare it"
     )
@@ -201,6 +215,72 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = _prepare_config(args)
     result = run_prepare(cfg, args.ds, args.run)
     print_prepare_summary(result.manifest, result.path)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = load_config(
+        args.config,
+        args.overrides,
+        root=args.root,
+        train={"model": args.model, "objective": args.objective},
+    )
+    from recsys.train.trainer import check_train_config
+
+    check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
+    from recsys.train.trainer import run_train
+
+    result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run)
+    print_metrics(result.manifest["metrics"], cfg.train.k, result.manifest["model_version"])
+    print(f"written to {result.path}")
+    return 0
+
+
+def print_metrics(metrics: dict, k: int, title: str) -> None:
+    """The test metrics beside the baselines, as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    base = metrics.get("baselines", {})
+    table = Table(title=title)
+    for col in ("metric", "model", "global mean", "biased baseline", "most popular"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    names = ["rmse", "mae"] + [
+        f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr", "coverage")
+    ]
+
+    def cell(d: dict, key: str) -> str:
+        return f"{d[key]:.4f}" if key in d else ""
+
+    for key in names:
+        if key in metrics.get("test", {}):
+            table.add_row(
+                key,
+                cell(metrics["test"], key),
+                *(
+                    cell(base.get(b, {}), key)
+                    for b in ("global_mean", "biased_baseline", "most_popular")
+                ),
+            )
+    Console().print(table)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recsys import storage
+    from recsys.evaluate.prepared import evaluate_prepared
+    from recsys.score.kernels import Scorer
+
+    cfg = load_config(args.config, args.overrides, root=args.root)
+    folder = storage.resolve(cfg.root, "models", args.ds, args.run)
+    manifest = storage.read_manifest(folder)
+    prepared = Path(manifest["prepared"]["path"])
+    metrics = evaluate_prepared(
+        Scorer.load(folder / "arrays.npz"),
+        prepared,
+        k=cfg.train.k,
+        max_users=cfg.train.eval_max_users,
+    )
+    print_metrics(metrics, cfg.train.k, f"{manifest['model_version']} on {prepared}")
     return 0
 
 
@@ -280,7 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(getattr(args, "verbose", 0))
-    handlers = {"prepare": cmd_prepare, "data": cmd_data, "demo": cmd_demo}
+    handlers = {
+        "prepare": cmd_prepare,
+        "data": cmd_data,
+        "demo": cmd_demo,
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+    }
     try:
         return handlers[args.command](args)
     except RecsysError as exc:

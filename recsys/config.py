@@ -91,6 +91,50 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Model and training settings. The defaults are the tuned ones (see README, "Training")."""
+
+    # mf | biased-mf | ncf | neumf. Biased MF with a range sigmoid had the best RMSE here.
+    model: str = "biased-mf"
+    # rating (MSE on ratings) is what this version trains.
+    objective: str = "rating"
+    # Embedding width: 64 is the classic write-ups' size; wider only helped with more data.
+    dim: int = 64
+    # Per-example L2 on the looked-up rows (user and item vectors).
+    l2: float = 0.05
+    # Per-example L2 on the looked-up biases (biased-mf).
+    bias_l2: float = 0.01
+    # biased-mf: squash through a sigmoid scaled to the rating range.
+    sigmoid: bool = True
+    # ncf / neumf: dense tower sizes, comma separated, and dropout after each layer.
+    hidden: str = "128,64"
+    dropout: float = 0.2
+    # Use item side features (genres) when the prepared items carry them.
+    genres: bool = True
+    # Rows per replica per step; 0 picks one from the training-set size (>= ~300 steps/epoch).
+    batch_per_replica: int = 0
+    # Row-wise Adagrad step of the tables; the step is invariant to the batch size (see strategy).
+    learning_rate: float = 0.05
+    # Adam step of dense weights (MLP towers, side-feature tables).
+    dense_learning_rate: float = 0.001
+    # Standard deviation of the initial embeddings.
+    init_scale: float = 0.05
+    # Upper bound on epochs; early stopping on validation RMSE usually ends sooner.
+    epochs: int = 40
+    # Epochs without validation improvement before stopping (best weights are restored).
+    patience: int = 3
+    # Seeds TF, Keras and the input order: the same run twice gives the same model.
+    seed: int = 0
+    # XLA-compile the train step (about 2x faster on CPU).
+    jit_compile: bool = True
+    # Ranking metrics cut-off.
+    k: int = 10
+    # Rank at most this many (seeded) test users for ranking metrics; 0 = all. Ranking every
+    # user of a 25M set against all items takes minutes; 20k users keep the error small.
+    eval_max_users: int = 20_000
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -98,6 +142,7 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

@@ -1,0 +1,24 @@
+"""Evaluation: rating and ranking metrics, and the baselines a model must beat (numpy/pandas only).
+
+Nothing here imports Spark or TensorFlow, so the same code scores a model in the train step, in
+the gate and in a notebook. ``protocol`` is the entry point; the other modules are its parts.
+"""
+
+from recsys.evaluate.baselines import BiasedBaseline, GlobalMean, MostPopular
+from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.evaluate.ranking import Interactions, ranking_metrics, seen_matrix, top_k
+from recsys.evaluate.rating import mae, rmse
+
+__all__ = [
+    "BiasedBaseline",
+    "GlobalMean",
+    "Interactions",
+    "MostPopular",
+    "evaluate_baselines",
+    "evaluate_scorer",
+    "mae",
+    "ranking_metrics",
+    "rmse",
+    "seen_matrix",
+    "top_k",
+]

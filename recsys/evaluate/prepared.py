@@ -1,0 +1,59 @@
+"""Evaluate an exported model on a prepared run: rating and ranking metrics next to baselines.
+
+Numpy/pandas only: the scorer is the numpy kernel of the model's exported arrays, so evaluation
+(and the nightly gate) never needs TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from recsys import schema as S
+from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.storage import read_manifest
+
+
+def load_split(prepared: Path, split: str) -> pd.DataFrame:
+    """One split of a prepared run as a DataFrame (user_idx, item_idx, rating)."""
+    folder = Path(prepared) / "ratings" / f"split={split}"
+    return pq.read_table(folder, columns=[S.USER_IDX, S.ITEM_IDX, S.RATING]).to_pandas()
+
+
+def sample_users(frame: pd.DataFrame, max_users: int, seed: int) -> pd.DataFrame:
+    """Rows of at most ``max_users`` users drawn with a fixed seed (0 = all users)."""
+    users = frame[S.USER_IDX].unique()
+    if not max_users or len(users) <= max_users:
+        return frame
+    chosen = np.random.default_rng(seed).choice(users, size=max_users, replace=False)
+    return frame[frame[S.USER_IDX].isin(chosen)]
+
+
+def evaluate_prepared(
+    scorer: Any, prepared: Path, k: int = 10, max_users: int = 0, seed: int = 0
+) -> dict[str, Any]:
+    """``{"test": {...}, "val": {...}, "baselines": {...}}`` for the model behind ``scorer``.
+
+    Ranking candidates are all items a user did not rate in train; ranking uses the scorer's
+    raw logit (``rank_scores``), rating metrics its predictions (skipped for implicit data).
+    """
+    manifest = read_manifest(prepared)
+    n_users, n_items = manifest["n_users"], manifest["n_items"]
+    train = load_split(prepared, "train")
+    predict = None if manifest.get("implicit") else scorer.predict
+    out: dict[str, Any] = {}
+    for split in ("test", "val"):
+        if manifest["counts"].get(split, 0) == 0:
+            continue
+        held_out = sample_users(load_split(prepared, split), max_users, seed)
+        out[split] = evaluate_scorer(
+            scorer.rank_scores, train, held_out, n_users, n_items, k=k, predict_fn=predict
+        )
+    if "test" in out:
+        test = sample_users(load_split(prepared, "test"), max_users, seed)
+        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k)
+    return out

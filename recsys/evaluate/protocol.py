@@ -1,0 +1,150 @@
+"""The evaluation protocol: one function for any scorer, one for the baselines.
+
+Every model and every baseline goes through ``evaluate_scorer`` so that they are measured on the
+same candidates (all items the user did not rate in train), the same relevant sets (the user's
+test items) and the same cut-off. That is what makes the gate's comparison with the popularity
+list and with yesterday's model fair.
+
+Typical use (train step, after fitting a model ``m``)::
+
+    metrics = evaluate_scorer(m.score_block, train_df, test_df, n_users, n_items, k=10,
+                              predict_fn=m.predict)
+    floors = evaluate_baselines(train_df, test_df, n_users, n_items, k=10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from recsys import schema as S
+from recsys.errors import RecsysError
+from recsys.evaluate.baselines import BiasedBaseline, GlobalMean, MostPopular
+from recsys.evaluate.ranking import ScoreBlockFn, ranking_metrics, seen_matrix, top_k
+from recsys.evaluate.rating import mae, rmse
+
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _columns(frame: pd.DataFrame, cols: tuple[str, ...], name: str) -> list[np.ndarray]:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise RecsysError(
+            f"The {name} ratings have no column(s) {missing} (columns: {list(frame.columns)}); "
+            "pass the names as col_user/col_item/col_rating."
+        )
+    return [frame[c].to_numpy() for c in cols]
+
+
+def evaluate_scorer(
+    score_block_fn: ScoreBlockFn,
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    k: int = 10,
+    predict_fn: PredictFn | None = None,
+    block_users: int = 1024,
+    col_user: str = S.USER_IDX,
+    col_item: str = S.ITEM_IDX,
+    col_rating: str = S.RATING,
+) -> dict[str, float]:
+    """Rating and ranking metrics of one model on the test split.
+
+    Args:
+        score_block_fn: ``user_ids (b,) -> scores (b, n_items)``, higher is better.
+        train_df: Train ratings: their items are never recommended back, and they give the
+            item popularity used by novelty.
+        test_df: Held-out ratings: each user's test items are the relevant set (binary
+            relevance, every test rating counts whatever its value).
+        n_users: Number of users in the prepared run.
+        n_items: Number of items in the prepared run.
+        k: List length and metric cut-off.
+        predict_fn: Optional ``(user_idx, item_idx) -> ratings`` for rating models; adds
+            ``rmse`` and ``mae`` on the test rows.
+        block_users: Users scored at once (memory vs. call overhead).
+        col_user: User index column.
+        col_item: Item index column.
+        col_rating: Rating column (read only with ``predict_fn``).
+
+    Returns:
+        ``rmse`` and ``mae`` (with ``predict_fn``), the keys of ``ranking_metrics`` and
+        ``n_eval_users``, the number of users the ranking metrics average over.
+    """
+    tr_u, tr_i = _columns(train_df, (col_user, col_item), "train")
+    te_u, te_i = _columns(test_df, (col_user, col_item), "test")
+    if len(test_df) == 0:
+        raise RecsysError("The test ratings are empty, so the model cannot be evaluated.")
+    if len(train_df) == 0:
+        raise RecsysError("The train ratings are empty, so the model cannot be evaluated.")
+    out: dict[str, float] = {}
+    if predict_fn is not None:
+        (te_r,) = _columns(test_df, (col_rating,), "test")
+        pred = np.asarray(predict_fn(te_u, te_i))
+        out["rmse"] = rmse(te_r, pred)
+        out["mae"] = mae(te_r, pred)
+
+    # Only users with test rows are ranked (the metrics average over them anyway): renumber them
+    # 0..m-1 so a sampled or sparse test set costs what it holds, not all n_users.
+    eval_users = np.unique(te_u.astype(np.int64))  # (m,)
+    remap = np.full(n_users, -1, np.int64)
+    remap[eval_users] = np.arange(len(eval_users))
+    keep = remap[tr_u] >= 0
+    seen = seen_matrix(remap[tr_u[keep]], tr_i[keep], len(eval_users), n_items)
+    relevant = seen_matrix(remap[te_u], te_i, len(eval_users), n_items)
+    recommended = top_k(
+        lambda ids: score_block_fn(eval_users[ids]),
+        len(eval_users),
+        n_items,
+        k,
+        seen,
+        block_users=block_users,
+    )
+    popularity = np.bincount(tr_i.astype(np.int64), minlength=n_items)  # (n_items,)
+    n_train_users = len(np.unique(tr_u))
+    out.update(ranking_metrics(recommended, relevant, k, popularity, n_train_users))
+    out["n_eval_users"] = int(np.count_nonzero(relevant.counts()))
+    return out
+
+
+def evaluate_baselines(
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    k: int = 10,
+    col_user: str = S.USER_IDX,
+    col_item: str = S.ITEM_IDX,
+    col_rating: str = S.RATING,
+) -> dict[str, dict[str, float]]:
+    """The floors a model is compared with, on the same split and protocol.
+
+    Returns:
+        ``{"global_mean": {"rmse", "mae"}, "biased_baseline": {"rmse", "mae"},
+        "most_popular": {ranking metrics, "n_eval_users"}}``.
+    """
+    (te_u, te_i, te_r) = _columns(test_df, (col_user, col_item, col_rating), "test")
+    if len(test_df) == 0:
+        raise RecsysError("The test ratings are empty, so the baselines cannot be evaluated.")
+    out: dict[str, dict[str, float]] = {}
+    mean = GlobalMean(col_rating=col_rating).fit(train_df)
+    biased = BiasedBaseline(col_user=col_user, col_item=col_item, col_rating=col_rating)
+    biased.fit(train_df, n_users, n_items)
+    for name, model in (("global_mean", mean), ("biased_baseline", biased)):
+        pred = model.predict(te_u, te_i)
+        out[name] = {"rmse": rmse(te_r, pred), "mae": mae(te_r, pred)}
+    popular = MostPopular(col_item=col_item).fit(train_df, n_users, n_items)
+    out["most_popular"] = evaluate_scorer(
+        popular.score_block,
+        train_df,
+        test_df,
+        n_users,
+        n_items,
+        k=k,
+        col_user=col_user,
+        col_item=col_item,
+        col_rating=col_rating,
+    )
+    return out

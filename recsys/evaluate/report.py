@@ -1,0 +1,99 @@
+"""A run report a person reads: markdown tables next to the baselines, and one PNG of plots.
+
+``report.md`` holds the test metrics beside the baselines (global mean and biased baseline for
+rating metrics, the popularity list for ranking metrics), the validation metrics and the epochs;
+``report.png`` shows the learning curves, the ranking metrics against popularity, and the
+distribution of predicted vs true ratings on the test split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RATING_KEYS = ("rmse", "mae")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(metrics: dict[str, Any], k: int) -> str:
+    """Markdown table: one row per metric, columns model / baselines."""
+    test = metrics.get("test", {})
+    base = metrics.get("baselines", {})
+    ranking = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr")]
+    ranking += [f"coverage@{k}", f"novelty@{k}"]
+    header = "| metric | model | global mean | biased baseline | most popular |"
+    lines = [header, "| --- | ---: | ---: | ---: | ---: |"]
+    for key in (*RATING_KEYS, *ranking):
+        if key not in test:
+            continue
+        row = [
+            test.get(key),
+            base.get("global_mean", {}).get(key, ""),
+            base.get("biased_baseline", {}).get(key, ""),
+            base.get("most_popular", {}).get(key, ""),
+        ]
+        lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def write_report(
+    folder: Path,
+    metrics: dict[str, Any],
+    history: dict[str, list[float]],
+    k: int,
+    ratings: tuple[np.ndarray, np.ndarray] | None = None,
+    title: str = "recsys model run",
+) -> None:
+    """Write ``report.md`` and ``report.png`` into ``folder``."""
+    folder = Path(folder)
+    parts = [f"# {title}", "", "## Test split", "", metrics_table(metrics, k), ""]
+    if "val" in metrics:
+        val = ", ".join(f"{key} {_fmt(v)}" for key, v in metrics["val"].items())
+        parts += ["## Validation split", "", val, ""]
+    epochs = len(history.get("loss", []))
+    if epochs:
+        best = min(history.get("val_rmse", history.get("rmse", [float("nan")])))
+        parts += ["## Training", "", f"{epochs} epochs; best monitored RMSE {best:.4f}.", ""]
+    parts += ["![plots](report.png)", ""]
+    (folder / "report.md").write_text("\n".join(parts))
+    _plot(folder / "report.png", metrics, history, k, ratings)
+
+
+def _plot(path: Path, metrics, history, k, ratings) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    for key in ("rmse", "val_rmse"):
+        if history.get(key):
+            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
+    ax.set(title="learning curves", xlabel="epoch", ylabel="RMSE")
+    ax.legend()
+    ax = axes[1]
+    keys = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "hit_rate", "mrr")]
+    test, pop = metrics.get("test", {}), metrics.get("baselines", {}).get("most_popular", {})
+    x = np.arange(len(keys))
+    ax.bar(x - 0.2, [test.get(key, 0) for key in keys], 0.4, label="model")
+    ax.bar(x + 0.2, [pop.get(key, 0) for key in keys], 0.4, label="most popular")
+    ax.set_xticks(x, keys, rotation=30)
+    ax.set(title="ranking metrics (test)")
+    ax.legend()
+    ax = axes[2]
+    if ratings is not None:
+        truth, pred = ratings
+        bins = np.linspace(min(truth.min(), pred.min()), max(truth.max(), pred.max()), 30)
+        ax.hist(truth, bins=bins, alpha=0.6, label="true")
+        ax.hist(pred, bins=bins, alpha=0.6, label="predicted")
+        ax.legend()
+    ax.set(title="ratings on test", xlabel="rating")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Scoring: numpy kernels per model family (never TensorFlow) and, later, the Spark adapter."""

@@ -1,0 +1,134 @@
+"""Numpy scoring kernels, one per model family; they never import TensorFlow.
+
+A model is exported once as plain arrays (``arrays.npz``); a kernel scores a block of users
+against all items as dense matrix work:
+
+* ``mf`` / ``biased-mf``: one matmul ``(b, dim) @ (dim, n_items)`` plus biases. The range
+  sigmoid is monotone, so ``rank_scores`` skips it (rank on the logit); ``score_block`` applies it.
+* ``ncf`` / ``neumf``: the first dense layer of the concat-MLP splits into a user part and an item
+  part, ``[u, v] @ W = u @ W_u + v @ W_i``, each computed once per block (not once per pair); only
+  the later layers run per pair, in sub-blocks that bound memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PAIR_BUDGET = 1 << 22  # (users x items x hidden) floats per sub-block of the MLP kernels
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for large |x|
+
+
+@dataclass
+class Scorer:
+    """Scores from an exported model's arrays."""
+
+    arrays: dict[str, np.ndarray]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scorer:
+        with np.load(path, allow_pickle=False) as data:
+            return cls({k: data[k] for k in data.files})
+
+    @property
+    def family(self) -> str:
+        return str(self.arrays["family"])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.arrays["item_factors"].shape[0])
+
+    def _range(self, logit: np.ndarray) -> np.ndarray:
+        lo, hi = float(self.arrays["rating_min"]), float(self.arrays["rating_max"])
+        return lo + (hi - lo) * _sigmoid(logit)
+
+    def _mlp_tail(self, h: np.ndarray) -> np.ndarray:
+        """Dense layers 1.. of the MLP tower on pre-activations of layer 0: (..., hidden[-1])."""
+        a = self.arrays
+        h = np.maximum(h, 0.0)
+        k = 1
+        while f"mlp{k}_kernel" in a:
+            h = np.maximum(h @ a[f"mlp{k}_kernel"] + a[f"mlp{k}_bias"], 0.0)
+            k += 1
+        return h
+
+    def _mlp_block(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """(b, n) scores of the MLP models for users x items (all items when None)."""
+        a = self.arrays
+        dim = a["user_factors"].shape[1]
+        w0 = a["mlp0_kernel"]
+        user_part = a["user_factors"][users] @ w0[:dim] + a["mlp0_bias"]  # (b, h0)
+        item_vecs = a["item_factors"] if items is None else a["item_factors"][items]
+        item_part = item_vecs @ w0[dim:]  # (n, h0)
+        out_w, out_b = a["out_kernel"][:, 0], float(a["out_bias"][0])
+        gmf = self.family == "neumf"
+        if gmf:
+            ig = a["item_gmf"] if items is None else a["item_gmf"][items]
+            ug = a["user_gmf"][users]
+            gmf_part = ug @ (ig * out_w[: ig.shape[1]]).T  # (b, n)
+            out_w = out_w[ig.shape[1] :]
+        n = item_part.shape[0]
+        scores = np.empty((len(users), n), np.float32)
+        step = max(1, PAIR_BUDGET // max(1, n * w0.shape[1]))
+        for start in range(0, len(users), step):
+            sl = slice(start, start + step)
+            h = user_part[sl, None, :] + item_part[None, :, :]  # (s, n, h0)
+            scores[sl] = self._mlp_tail(h) @ out_w + out_b
+        if gmf:
+            scores += gmf_part
+        return scores + float(a["global_mean"])
+
+    def rank_scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores whose order is the model's ranking (the logit for sigmoid models): (b, n)."""
+        a = self.arrays
+        users = np.asarray(users)
+        if self.family in ("ncf", "neumf"):
+            return self._mlp_block(users, items)
+        item_vecs = a["item_factors"] if items is None else a["item_factors"][items]
+        s = a["user_factors"][users] @ item_vecs.T  # (b, n)
+        if self.family == "mf":
+            return s + a["global_mean"]
+        item_bias = a["item_bias"] if items is None else a["item_bias"][items]
+        return s + a["user_bias"][users, None] + item_bias[None, :] + a["offset"]
+
+    def score_block(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Predicted ratings of users x items: (b, n)."""
+        s = self.rank_scores(users, items)
+        if self.family == "biased-mf" and bool(self.arrays["sigmoid"]):
+            return self._range(s)
+        return s
+
+    def predict(self, users: np.ndarray, items: np.ndarray, block: int = 65536) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs: (n,)."""
+        users, items = np.asarray(users), np.asarray(items)
+        out = np.empty(len(users), np.float32)
+        a = self.arrays
+        for start in range(0, len(users), block):
+            u, i = users[start : start + block], items[start : start + block]
+            if self.family in ("mf", "biased-mf"):
+                s = np.einsum("bd,bd->b", a["user_factors"][u], a["item_factors"][i])
+                if self.family == "mf":
+                    out[start : start + len(u)] = s + a["global_mean"]
+                    continue
+                s = s + a["user_bias"][u] + a["item_bias"][i] + a["offset"]
+                out[start : start + len(u)] = self._range(s) if bool(a["sigmoid"]) else s
+            else:
+                out[start : start + len(u)] = self._pair_mlp(u, i)
+        return out
+
+    def _pair_mlp(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        a = self.arrays
+        dim = a["user_factors"].shape[1]
+        w0 = a["mlp0_kernel"]
+        h = a["user_factors"][u] @ w0[:dim] + a["item_factors"][i] @ w0[dim:] + a["mlp0_bias"]
+        h = self._mlp_tail(h)
+        out_w, out_b = a["out_kernel"][:, 0], float(a["out_bias"][0])
+        if self.family == "neumf":
+            g = a["user_gmf"][u] * a["item_gmf"][i]
+            return g @ out_w[: g.shape[1]] + h @ out_w[g.shape[1] :] + out_b + a["global_mean"]
+        return h @ out_w + out_b + a["global_mean"]

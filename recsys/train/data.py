@@ -1,0 +1,425 @@
+"""Training input: shuffled batches of ratings from a prepared ``ratings/split=<name>/`` folder.
+
+The train step consumes 0.3-1M ratings per second, so nothing here touches single rows in
+tf.data. Rows are shuffled and cut into whole batches in numpy, one *chunk* (about
+``shuffle_chunk_rows`` rows) at a time, and a chunk crosses into TensorFlow as one
+``(n_batches, batch)`` tensor that ``unbatch`` splits into batches. Two sources feed the chunks:
+
+* **streaming** (large splits): the row groups (or row ranges of them) are shuffled per epoch and
+  read with ``ParquetFile.iter_batches``, several side by side, so a chunk mixes rows of several
+  row groups; the chunk is then permuted. Memory stays at a few chunks whatever the split size.
+* **in memory** (small splits, or ``in_memory=True``): the three columns are read once; every epoch
+  is one full permutation, sliced into chunks.
+
+The order depends only on ``(seed, epoch, input pipeline)``, so a run is reproducible and every
+epoch differs. Under ``tf.distribute`` each input pipeline reads a disjoint, contiguous range of
+rows (a row group is split when a range boundary falls inside it), so pipelines stay balanced to
+one row.
+
+Usage::
+
+    strategy = tf.distribute.MirroredStrategy()
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: ratings_dataset(folder / "ratings/split=train", global_batch_size=8192,
+                                    input_context=ctx, epochs=None))
+
+A streaming shuffle is only as good as the layout allows: rows that arrive sorted (by user, say)
+stay clustered within ``shuffle_chunk_rows``; raise it, or use ``in_memory=True`` when the split
+fits in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from recsys import schema as S
+from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
+
+# Columns the model reads, in the order they travel through the generator.
+COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.RATING)
+# Below this many rows (per input pipeline) the split is held in memory: 5M rows are 60 MB of
+# columns, and a full permutation per epoch is a better shuffle than any streaming window.
+IN_MEMORY_MAX_ROWS = 5_000_000
+# Row groups read side by side to fill one shuffle chunk: more mixes more of the split into each
+# chunk, at the cost of one open file and one decode buffer each.
+STREAMS = 8
+
+Columns = list[np.ndarray]  # [user_idx (n,), item_idx (n,), rating (n,)]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A row range of one row group: the unit that is shuffled, sharded and read."""
+
+    path: str
+    row_group: int
+    start: int
+    stop: int
+
+    @property
+    def num_rows(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A split folder's Parquet files, opened through one filesystem."""
+
+    name: str  # as the caller gave it, for messages
+    fs: pafs.FileSystem
+    files: tuple[str, ...]
+
+
+def _open_split(split_dir: str | os.PathLike) -> _Split:
+    """List the Parquet files of a split folder (local path or a URI pyarrow understands)."""
+    name = os.fspath(split_dir)
+    try:
+        if "://" in name:
+            fs, root = pafs.FileSystem.from_uri(name)
+        else:
+            fs, root = pafs.LocalFileSystem(), str(Path(name).absolute())
+        info = fs.get_file_info(root)
+        if info.type != pafs.FileType.Directory:
+            raise RecsysError(
+                f"split folder {name} does not exist; run `recsys prepare` first or check --root"
+            )
+        entries = fs.get_file_info(pafs.FileSelector(root))
+    except (OSError, pa.ArrowException) as err:
+        raise RecsysError(f"cannot list split folder {name}: {err}") from None
+    files = sorted(
+        e.path
+        for e in entries
+        if e.type == pafs.FileType.File
+        and e.base_name.endswith(".parquet")
+        and not e.base_name.startswith(("_", "."))  # staging files and Spark markers
+    )
+    if not files:
+        raise RecsysError(
+            f"split folder {name} has no Parquet files; re-run `recsys prepare` to rebuild it"
+        )
+    return _Split(name, fs, tuple(files))
+
+
+def _parquet(split: _Split, path: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(split.fs.open_input_file(path))
+    except (OSError, pa.ArrowException) as err:
+        raise RecsysError(
+            f"{path} is not a readable Parquet file ({err}); re-run prepare"
+        ) from None
+
+
+def _plan(split: _Split, columns: Sequence[str], strict_types: bool) -> list[_Piece]:
+    """Every row group of the split as a piece, in file order, after checking the columns."""
+    pieces = []
+    for path in split.files:
+        pf = _parquet(split, path)
+        schema = pf.schema_arrow
+        for column in columns:
+            if column not in schema.names:
+                raise RecsysError(
+                    f"{path} has no column {column!r}; point at a split written by `recsys prepare`"
+                )
+            expected = S.RATINGS_ARROW.field(column).type if strict_types else None
+            if expected is not None and schema.field(column).type != expected:
+                raise RecsysError(
+                    f"{path} has column {column!r} of type {schema.field(column).type}, expected "
+                    f"{expected}; re-run `recsys prepare` to rewrite it"
+                )
+        meta = pf.metadata
+        for rg in range(meta.num_row_groups):
+            n = meta.row_group(rg).num_rows
+            if n:
+                pieces.append(_Piece(path, rg, 0, n))
+    return pieces
+
+
+def _shard(pieces: list[_Piece], pipeline_id: int, num_pipelines: int) -> list[_Piece]:
+    """The pieces covering rows ``[id * n / k, (id + 1) * n / k)`` of the split, in order.
+
+    Contiguous row ranges, not whole row groups, so that pipelines get the same number of rows
+    (within one) however few or uneven the row groups are; only a row group a boundary cuts is
+    decoded by two pipelines.
+    """
+    if num_pipelines == 1:
+        return pieces
+    total = sum(p.num_rows for p in pieces)
+    lo, hi = total * pipeline_id // num_pipelines, total * (pipeline_id + 1) // num_pipelines
+    shard, offset = [], 0
+    for p in pieces:
+        start, stop = max(lo - offset, 0), min(hi - offset, p.num_rows)
+        if start < stop:
+            shard.append(_Piece(p.path, p.row_group, p.start + start, p.start + stop))
+        offset += p.num_rows
+    return shard
+
+
+def _read_pieces(split: _Split, pieces: list[_Piece], columns: Sequence[str]) -> list[np.ndarray]:
+    """The given columns of the pieces, concatenated into preallocated numpy arrays."""
+    schema = _parquet(split, split.files[0]).schema_arrow
+    total = sum(p.num_rows for p in pieces)
+    out = [np.empty(total, schema.field(c).type.to_pandas_dtype()) for c in columns]
+    pos = 0
+    for path in dict.fromkeys(p.path for p in pieces):  # file order, each file opened once
+        pf = _parquet(split, path)
+        for p in (p for p in pieces if p.path == path):
+            table = pf.read_row_group(p.row_group, columns=list(columns))
+            table = table.slice(p.start, p.num_rows)
+            for array, column in zip(out, columns, strict=True):
+                array[pos : pos + p.num_rows] = table.column(column).to_numpy()
+            pos += p.num_rows
+    return out
+
+
+def _stream_piece(split: _Split, piece: _Piece, rows: int) -> Iterator[Columns]:
+    """The model columns of one piece, ``rows`` at a time, decoded incrementally."""
+    pf = _parquet(split, piece.path)
+    seen = 0
+    batches = pf.iter_batches(batch_size=rows, row_groups=[piece.row_group], columns=COLUMNS)
+    for batch in batches:
+        lo, hi = max(piece.start - seen, 0), min(piece.stop - seen, batch.num_rows)
+        seen += batch.num_rows
+        if lo < hi:
+            yield [batch.column(i).to_numpy()[lo:hi] for i in range(len(COLUMNS))]
+        if seen >= piece.stop:
+            return
+
+
+def _stream_chunks(
+    split: _Split, pieces: list[_Piece], chunk_rows: int, rng: np.random.Generator | None
+) -> Iterator[Columns]:
+    """Chunks of about ``chunk_rows`` rows: one slice from each of several open pieces.
+
+    Shuffled (``rng`` given), the pieces are taken in a random order and ``STREAMS`` of them are
+    read side by side, each contributing ``chunk_rows / STREAMS`` rows to every chunk, so a chunk
+    mixes distant parts of the split before it is permuted. Unshuffled, one piece at a time in
+    file order.
+    """
+    order = [pieces[i] for i in rng.permutation(len(pieces))] if rng is not None else pieces
+    width = max(min(STREAMS if rng is not None else 1, len(order)), 1)
+    part_rows = max(chunk_rows // width, 1)
+    queue = iter(order)
+
+    def open_next() -> Iterator[Columns] | None:
+        piece = next(queue, None)
+        return None if piece is None else _stream_piece(split, piece, part_rows)
+
+    streams = [s for s in (open_next() for _ in range(width)) if s is not None]
+    while streams:
+        parts = []
+        for slot, stream in enumerate(streams):
+            while stream is not None:
+                part = next(stream, None)
+                if part is not None:
+                    parts.append(part)
+                    break
+                stream = streams[slot] = open_next()
+        streams = [s for s in streams if s is not None]
+        if parts:
+            yield [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+
+def _memory_chunks(
+    columns: Columns, chunk_rows: int, rng: np.random.Generator | None
+) -> Iterator[Columns]:
+    """One epoch of in-memory rows as chunks: a full permutation (or file order) sliced."""
+    n = len(columns[0])
+    order = rng.permutation(n) if rng is not None else None
+    for start in range(0, n, chunk_rows):
+        if order is None:
+            yield [c[start : start + chunk_rows] for c in columns]
+        else:
+            take = order[start : start + chunk_rows]  # (chunk,)
+            yield [c[take] for c in columns]
+
+
+Element = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+def _whole_batches(
+    chunks: Iterator[Columns], batch: int, drop_remainder: bool, rng: np.random.Generator | None
+) -> Iterator[Element]:
+    """Permute each chunk (when ``rng`` is given) and emit it as ``(n_batches, batch)`` arrays.
+
+    Rows that do not fill a batch are carried into the next chunk, so only the epoch's last batch
+    can be partial; it is emitted as ``(1, rest)`` unless ``drop_remainder``.
+    """
+    carry: Columns | None = None
+    for chunk in chunks:
+        if carry is not None:
+            chunk = [np.concatenate(pair) for pair in zip(carry, chunk, strict=True)]
+        n = len(chunk[0])
+        if rng is not None:
+            perm = rng.permutation(n)  # (n,)
+            chunk = [c[perm] for c in chunk]
+        k = n // batch
+        if k:
+            yield _element(chunk, k, batch)
+        carry = [c[k * batch :] for c in chunk]
+    if carry is not None and len(carry[0]) and not drop_remainder:
+        yield _element(carry, 1, len(carry[0]))
+
+
+def _element(columns: Columns, k: int, batch: int) -> Element:
+    users, items, ratings = (c[: k * batch] for c in columns)
+    features = {S.USER_IDX: users.reshape(k, batch), S.ITEM_IDX: items.reshape(k, batch)}
+    return features, ratings.reshape(k, batch, 1)  # (k, batch), (k, batch, 1)
+
+
+def _dataset(
+    epoch_elements: Callable[[int], Iterator[Element]],
+    batch: int,
+    drop_remainder: bool,
+    epochs: int | None,
+) -> tf.data.Dataset:
+    """Chain the epochs, cross into TensorFlow a chunk at a time, split chunks into batches."""
+    width = batch if drop_remainder else None
+    signature = (
+        {
+            S.USER_IDX: tf.TensorSpec((None, width), tf.int32),
+            S.ITEM_IDX: tf.TensorSpec((None, width), tf.int32),
+        },
+        tf.TensorSpec((None, width, 1), tf.float32),
+    )
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        return tf.data.Dataset.from_generator(
+            lambda e: epoch_elements(int(e)), output_signature=signature, args=(epoch,)
+        )
+
+    counter = tf.data.Dataset.range(epochs) if epochs is not None else tf.data.Dataset.counter()
+    ds = counter.flat_map(one_epoch)
+    # One chunk ahead: the generator reads and permutes the next chunk in tf.data's thread while
+    # the current one is being consumed.
+    ds = ds.prefetch(1)
+    ds = ds.unbatch()  # (k, batch) -> k elements of (batch,): per batch, never per row
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def ratings_dataset(
+    split_dir: str | os.PathLike,
+    *,
+    global_batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    in_memory: bool | None = None,
+    shuffle_chunk_rows: int = 1 << 20,
+    input_context: tf.distribute.InputContext | None = None,
+    drop_remainder: bool = False,
+    epochs: int | None = 1,
+) -> tf.data.Dataset:
+    """Batches ``({"user_idx": (b,), "item_idx": (b,)}, rating (b, 1))`` from a split folder.
+
+    The label is ``(b, 1)``, not ``(b,)``, on purpose: Keras losses average over the last axis, so
+    a ``(b,)`` label collapses to one scalar per replica, which Keras then leaves unscaled by
+    ``1 / num_replicas``; the gradients would be summed, not averaged, over replicas.
+
+    Args:
+        split_dir: A ``ratings/split=<name>/`` folder of Parquet files (local path or URI).
+        global_batch_size: Batch size summed over all replicas; each replica gets
+            ``input_context.get_per_replica_batch_size(global_batch_size)``.
+        shuffle: Shuffle rows every epoch; without it rows come in file order (for evaluation).
+        seed: Non-negative; the order is a function of ``(seed, epoch, input pipeline)`` only.
+        in_memory: Hold the columns in memory and permute fully every epoch; ``None`` decides by
+            size (fewer than ``IN_MEMORY_MAX_ROWS`` rows per input pipeline).
+        shuffle_chunk_rows: Rows permuted together when streaming, and rows per tensor handed
+            to tf.data on both paths. Larger shuffles better and costs memory (12 bytes a row,
+            about three chunks live).
+        input_context: From ``strategy.distribute_datasets_from_function``; this pipeline then
+            reads its own contiguous ``1 / num_input_pipelines`` of the rows.
+        drop_remainder: Drop each epoch's last partial batch (and give the batch dimension a
+            static size).
+        epochs: Number of passes, each reshuffled; ``None`` repeats forever.
+
+    Returns:
+        A ``tf.data.Dataset`` that is deterministic for a given seed.
+
+    Raises:
+        RecsysError: The folder is missing, holds no Parquet files, or lacks a column.
+    """
+    if global_batch_size < 1:
+        raise RecsysError(f"global_batch_size must be at least 1, got {global_batch_size}")
+    if shuffle_chunk_rows < 1:
+        raise RecsysError(f"shuffle_chunk_rows must be at least 1, got {shuffle_chunk_rows}")
+    if epochs is not None and epochs < 0:
+        raise RecsysError(f"epochs must be None (forever) or at least 0, got {epochs}")
+    if seed < 0:
+        raise RecsysError(f"the shuffle seed must be non-negative, got {seed}")
+    pipeline, pipelines, batch = 0, 1, global_batch_size
+    if input_context is not None:
+        pipeline = input_context.input_pipeline_id
+        pipelines = input_context.num_input_pipelines
+        replicas = input_context.num_replicas_in_sync
+        if global_batch_size % replicas:
+            raise RecsysError(
+                f"global_batch_size {global_batch_size} does not divide over {replicas} "
+                f"replicas; choose a multiple of {replicas}"
+            )
+        batch = input_context.get_per_replica_batch_size(global_batch_size)
+
+    split = _open_split(split_dir)
+    pieces = _shard(_plan(split, COLUMNS, strict_types=True), pipeline, pipelines)
+    rows = sum(p.num_rows for p in pieces)
+    if in_memory is None:
+        in_memory = rows < IN_MEMORY_MAX_ROWS
+    log.info(
+        "input %s: %d rows in %d pieces for pipeline %d/%d, %s, batch %d per replica",
+        split.name,
+        rows,
+        len(pieces),
+        pipeline,
+        pipelines,
+        "in memory" if in_memory else "streamed from Parquet",
+        batch,
+    )
+
+    def rng(epoch: int) -> np.random.Generator | None:
+        return np.random.default_rng([seed, epoch, pipeline]) if shuffle else None
+
+    if in_memory:
+        columns = _read_pieces(split, pieces, COLUMNS)
+        # Chunks of whole batches, so that no rows are carried (and copied) between chunks.
+        chunk = max(shuffle_chunk_rows // batch, 1) * batch
+
+        def epoch_elements(epoch: int) -> Iterator[Element]:
+            chunks = _memory_chunks(columns, chunk, rng(epoch))
+            return _whole_batches(chunks, batch, drop_remainder, None)
+
+    else:
+
+        def epoch_elements(epoch: int) -> Iterator[Element]:
+            generator = rng(epoch)
+            chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
+            return _whole_batches(chunks, batch, drop_remainder, generator)
+
+    return _dataset(epoch_elements, batch, drop_remainder, epochs)
+
+
+def count_rows(split_dir: str | os.PathLike) -> int:
+    """Rows of a split, from the Parquet footers alone (no data is read)."""
+    split = _open_split(split_dir)
+    return sum(_parquet(split, path).metadata.num_rows for path in split.files)
+
+
+def load_split(
+    split_dir: str | os.PathLike, columns: Sequence[str] = (S.USER_IDX, S.ITEM_IDX, S.RATING)
+) -> dict[str, np.ndarray]:
+    """Columns of a whole split as numpy arrays in file order (for evaluation and masks).
+
+    Read straight from Arrow into preallocated arrays: no pandas, one copy.
+    """
+    split = _open_split(split_dir)
+    pieces = _plan(split, columns, strict_types=False)
+    return dict(zip(columns, _read_pieces(split, pieces, columns), strict=True))

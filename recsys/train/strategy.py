@@ -1,0 +1,45 @@
+"""Choosing the distribution strategy: the same code path on 0, 1 or N GPUs, or N workers.
+
+``MirroredStrategy`` over every visible GPU, or over the CPU when there is none; when ``TF_CONFIG``
+names several workers, ``MultiWorkerMirroredStrategy``. The global batch is the per-replica batch
+times the number of replicas. The learning rate does not need to follow it: the tables use
+row-wise Adagrad, whose step ``lr * g / sqrt(sum g^2)`` does not change when the gradient is scaled,
+and the loss is averaged over the global batch; dense layers use Adam, which is scale-free too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+
+def worker_count() -> int:
+    """Workers named in ``TF_CONFIG`` (1 when unset)."""
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    except ValueError:
+        return 1
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
+def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
+    """The strategy for this process; logs the devices it will use."""
+    if worker_count() > 1:
+        strategy: tf.distribute.Strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        if devices is None:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in gpus] or ["/cpu:0"]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    log.info(
+        "%s over %s: %d replica(s)",
+        type(strategy).__name__,
+        ", ".join(devices or ["cluster"]),
+        strategy.num_replicas_in_sync,
+    )
+    return strategy

@@ -1,0 +1,115 @@
+"""The protocol end to end: a hand-checked tiny split, and planted structure it must detect."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import schema as S
+from recsys.errors import RecsysError
+from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+
+L3 = math.log2(3)
+
+
+def frame(users, items, ratings):
+    return pd.DataFrame(
+        {
+            S.USER_IDX: np.asarray(users, dtype=np.int32),
+            S.ITEM_IDX: np.asarray(items, dtype=np.int32),
+            S.RATING: np.asarray(ratings, dtype=np.float32),
+        }
+    )
+
+
+# 4 users x 5 items. Train: u0 {0, 1}, u1 {2}, u2 {0}. Test: u0 {3}, u1 {0, 4}.
+# u2 has no test item and u3 no rating at all: neither is scored, u3 is no train user.
+TRAIN = frame([0, 0, 1, 2], [0, 1, 2, 0], [4.0, 2.0, 3.0, 5.0])
+TEST = frame([0, 1, 1], [3, 0, 4], [4.0, 2.0, 5.0])
+# Item popularity in train: [2, 1, 1, 0, 0] over 3 train users.
+HAND = {
+    # lists (seen items skipped; items 3 and 4 tie for MostPopular, the lower id wins):
+    #   u0 [2, 3] -> hit at rank 2 of {3};  u1 [0, 1] -> hit at rank 1 of {0, 4}
+    "precision@2": (1 / 2 + 1 / 2) / 2,
+    "recall@2": (1 / 1 + 1 / 2) / 2,
+    # u0: (1/log2(3)) / (1/log2(2));  u1: (1/log2(2)) / (1/log2(2) + 1/log2(3))
+    "ndcg@2": (1 / L3 + 1 / (1 + 1 / L3)) / 2,
+    # u0: (1/2) / min(1, 2);  u1: (1/1) / min(2, 2)
+    "map@2": (1 / 2 + 1 / 2) / 2,
+    "hit_rate@2": 1.0,
+    "mrr@2": (1 / 2 + 1) / 2,
+    # items {2, 3, 0, 1} of 5
+    "coverage@2": 4 / 5,
+    # popularity of the slots 2, 3, 0, 1 -> 1, 0 (clipped to 1), 2, 1 of 3 users
+    "novelty@2": (3 * L3 + math.log2(3 / 2)) / 4,
+    "n_eval_users": 2,
+}
+
+
+def test_evaluate_scorer_by_hand():
+    item_scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0], dtype=np.float32)
+
+    def score_block(users):
+        return np.tile(item_scores, (len(users), 1))  # (b, n_items)
+
+    def predict(users, items):
+        return np.full(len(users), 3.0)
+
+    got = evaluate_scorer(score_block, TRAIN, TEST, 4, 5, k=2, predict_fn=predict)
+    # test ratings 4, 2, 5 against 3: errors -1, 1, -2 -> rmse sqrt(6/3), mae 4/3
+    assert got.pop("rmse") == pytest.approx(math.sqrt(2))
+    assert got.pop("mae") == pytest.approx(4 / 3)
+    assert got == pytest.approx(HAND, abs=1e-12)
+    assert "rmse" not in evaluate_scorer(score_block, TRAIN, TEST, 4, 5, k=2)
+
+
+def test_evaluate_baselines_by_hand():
+    got = evaluate_baselines(TRAIN, TEST, 4, 5, k=2)
+    assert set(got) == {"global_mean", "biased_baseline", "most_popular"}
+    # train mean (4 + 2 + 3 + 5) / 4 = 3.5; test errors 0.5, -1.5, 1.5
+    assert got["global_mean"]["rmse"] == pytest.approx(math.sqrt((0.25 + 2.25 + 2.25) / 3))
+    assert got["global_mean"]["mae"] == pytest.approx(3.5 / 3)
+    assert set(got["biased_baseline"]) == {"rmse", "mae"}
+    # train counts [2, 1, 1, 0, 0] rank like the scores of the test above
+    assert got["most_popular"] == pytest.approx(HAND, abs=1e-12)
+
+
+def planted(seed=0, n_users=300, n_items=80, per_user=25):
+    """Ratings mu + user bias + item bias + noise; item popularity follows item quality."""
+    rng = np.random.default_rng(seed)
+    b_u = rng.normal(0, 0.5, n_users)
+    b_i = np.sort(rng.normal(0, 0.7, n_items))[::-1]  # item 0 the best
+    weights = np.exp(-np.arange(n_items) / 15.0)  # and the most often rated
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, per_user, replace=False, p=weights / weights.sum())
+        r = np.clip(3.5 + b_u[u] + b_i[items] + rng.normal(0, 0.3, per_user), 0.5, 5.0)
+        rows.append(frame(np.full(per_user, u), items, r))
+    ratings = pd.concat(rows, ignore_index=True)
+    is_test = rng.random(len(ratings)) < 0.2
+    return ratings[~is_test], ratings[is_test], n_users, n_items
+
+
+def test_baselines_detect_planted_structure():
+    train, test, n_users, n_items = planted()
+    got = evaluate_baselines(train, test, n_users, n_items, k=10)
+    # the biases explain most of the variance the global mean leaves
+    assert got["biased_baseline"]["rmse"] < 0.7 * got["global_mean"]["rmse"]
+    # popularity beats a random ranking of the same candidates
+    rng = np.random.default_rng(1)
+    random = evaluate_scorer(
+        lambda users: rng.random((len(users), n_items)), train, test, n_users, n_items, k=10
+    )
+    assert got["most_popular"]["ndcg@10"] > 1.5 * random["ndcg@10"]
+    assert got["most_popular"]["coverage@10"] < random["coverage@10"]
+    assert got["most_popular"]["novelty@10"] < random["novelty@10"]
+
+
+def test_empty_test_and_missing_columns_are_user_errors():
+    with pytest.raises(RecsysError, match="test ratings are empty"):
+        evaluate_scorer(lambda u: np.zeros((len(u), 5)), TRAIN, TEST.iloc[:0], 3, 5)
+    with pytest.raises(RecsysError, match=r"no column\(s\) \['user_idx'\]"):
+        evaluate_baselines(TRAIN, TEST.rename(columns={S.USER_IDX: "uid"}), 3, 5)
