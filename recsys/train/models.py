@@ -66,6 +66,10 @@ class RecModel(keras.Model):
         if features is None and self.n_features:
             features = np.zeros((self.n_items, self.n_features), np.float32)
         self._features_init = features
+        # Own trackers instead of compiled metrics: Keras builds compiled metrics by running the
+        # model on one batch, which fails on a multi-replica (PerReplica) batch.
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.rmse_tracker = keras.metrics.RootMeanSquaredError(name="rmse")
 
     # -- building blocks ------------------------------------------------------------------
     def _table(self, name: str, rows: int, dim: int, scale: float | None = None):
@@ -131,12 +135,13 @@ class RecModel(keras.Model):
         per_example = ops.squeeze(ops.square(pred - y), axis=-1) + penalty
         return self._update_metrics(x, y, pred, tf.nn.compute_average_loss(per_example))
 
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.rmse_tracker]
+
     def _update_metrics(self, x, y, pred, loss):
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-            else:
-                metric.update_state(y, pred)
+        self.loss_tracker.update_state(loss)
+        self.rmse_tracker.update_state(y, pred)
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self) -> dict[str, Any]:

@@ -65,6 +65,18 @@ def check_train_config(tcfg: TrainConfig) -> None:
         raise RecsysError(f"train.hidden must be sizes like 128,64, got {tcfg.hidden!r}")
 
 
+def compile_options(tcfg: TrainConfig, replicas: int, steps: int) -> dict[str, Any]:
+    """XLA and steps per execution for ``model.compile``.
+
+    With one replica, XLA and 64 steps per call roughly double CPU throughput. With several
+    replicas Keras 3.15 can do neither: an XLA-compiled step cannot reach variables mirrored on
+    another device, and multi-step execution over a distributed iterator fails in ``has_next``.
+    """
+    if replicas > 1:
+        return {"jit_compile": False, "steps_per_execution": 1}
+    return {"jit_compile": tcfg.jit_compile, "steps_per_execution": max(1, min(64, steps))}
+
+
 def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
     """Multi-hot genres per item_idx, each row normalised to sum 1: (n_items, n_genres)."""
     import pyarrow.parquet as pq
@@ -158,9 +170,7 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         model = build_model(tcfg, manifest, features)
         model.compile(
             optimizer=SparseRowAdagrad(tcfg.learning_rate, tcfg.dense_learning_rate),
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
-            jit_compile=tcfg.jit_compile,
-            steps_per_execution=min(64, steps),
+            **compile_options(tcfg, replicas, steps),
         )
     monitor = "val_rmse" if n_val else "rmse"
     callbacks = [

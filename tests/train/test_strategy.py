@@ -1,0 +1,98 @@
+"""Two replicas with the same global batch give the same weights as one replica.
+
+Logical CPU devices can only be configured before TensorFlow initialises, so the training runs in
+a subprocess. Traps this guards: Keras 3.15 skips its 1/replicas loss scaling for (batch,)
+outputs (ours are (batch, 1) and the loss is averaged over the global batch), and a sparse
+optimiser that mishandles the cross-replica sum of IndexedSlices.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("tensorflow")
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from recsys.train.data import ratings_dataset
+    from recsys.train.models import MODELS
+    from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.strategy import make_strategy
+    from recsys.train.trainer import compile_options
+    from recsys.config import TrainConfig
+
+    split_dir, family, jit = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    out = {}
+    for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+        keras.utils.set_random_seed(0)
+        strategy = make_strategy(devices)
+        with strategy.scope():
+            kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
+            model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, **kw)
+            model.build()
+            options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
+            model.compile(optimizer=SparseRowAdagrad(0.1, 0.01), **options)
+        data = strategy.distribute_datasets_from_function(
+            lambda ctx: ratings_dataset(split_dir, global_batch_size=32, shuffle=False,
+                                        input_context=ctx, drop_remainder=True, epochs=None))
+        model.fit(data, epochs=2, steps_per_epoch=6, verbose=0)
+        out[len(devices)] = [np.asarray(w).tolist() for w in model.trainable_weights]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("ratings") / "split=train"
+    folder.mkdir()
+    n = 6 * 32
+    # One file per replica-sized half keeps both replicas' shards identical in size.
+    pq.write_table(
+        pa.table(
+            {
+                "user_idx": rng.integers(0, 20, n).astype(np.int32),
+                "item_idx": rng.integers(0, 30, n).astype(np.int32),
+                "rating": rng.uniform(1, 5, n).astype(np.float32),
+                "ts": np.arange(n, dtype=np.int64),
+            }
+        ),
+        folder / "part-0.parquet",
+    )
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "jit"), [("biased-mf", "1"), ("ncf", "0")])
+def test_two_replicas_match_one(split_dir, family, jit):
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(split_dir), family, jit],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, two = weights["1"], weights["2"]
+    assert len(one) == len(two)
+    moved = False
+    for a, b in zip(one, two, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.allclose(a, b, atol=1e-5), np.abs(a - b).max()
+        moved |= not np.allclose(a, 0)
+    assert moved
