@@ -1,0 +1,139 @@
+"""`recsys train` end to end on a small synthetic set: artifacts, metrics, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from recsys import storage
+from recsys.cli import main
+from recsys.config import load_config
+from recsys.data.synth import shape_from_counts, synthesize
+from recsys.errors import RecsysError
+from recsys.score.kernels import Scorer
+
+pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def prepared_root(spark, tmp_path_factory):
+    """A prepared leave-last run of 120 users x 150 items (module-scoped: Spark is slow)."""
+    from recsys.prepare.job import run_prepare
+
+    base = tmp_path_factory.mktemp("train")
+    synthesize(base / "data", shape_from_counts(120, 150, 6000), seed=1)
+    cfg = load_config(
+        root=str(base / "var"),
+        source={"input": str(base / "data")},
+        spark={"master": "local[2]", "shuffle_partitions": 2},
+    )
+    run_prepare(cfg, "2026-01-02")
+    return str(base / "var")
+
+
+def train_cfg(root, **train):
+    return load_config(root=root, train={"epochs": 4, "eval_max_users": 0, **train})
+
+
+@pytest.mark.parametrize("model", ["biased-mf", "neumf"])
+def test_train_writes_a_complete_model_run(prepared_root, model):
+    from recsys.train.trainer import run_train
+
+    result = run_train(train_cfg(prepared_root, model=model), "2026-01-03")
+    m = result.manifest
+    assert storage.latest(prepared_root, "models") == result.path
+    assert m["model_version"] == f"{model}-2026-01-03-{result.path.name[4:]}"
+    assert m["family"] == model and m["objective"] == "rating"
+    assert m["prepared"]["ds"] == "2026-01-02"
+    assert m["side_features"] > 0  # the synthetic set has genres
+    assert {"tensorflow", "keras", "numpy"} <= set(m["versions"])
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert {"rmse", "mae", "ndcg@10", "map@10", "coverage@10"} <= set(metrics["test"])
+    assert {"global_mean", "biased_baseline", "most_popular"} <= set(metrics["baselines"])
+    assert metrics["test"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
+    for name in ("report.md", "report.png", "history.json", "arrays.npz"):
+        assert (result.path / name).is_file()
+    assert any((result.path / "tensorboard").rglob("*tfevents*"))
+    # model.keras loads with safe mode on and agrees with the numpy arrays.
+    loaded = keras.saving.load_model(result.path / "model.keras", safe_mode=True)
+    x = {"user_idx": np.array([0, 5, 7], np.int32), "item_idx": np.array([1, 2, 3], np.int32)}
+    keras_pred = loaded.predict(x, verbose=0)[:, 0]
+    numpy_pred = Scorer.load(result.path / "arrays.npz").predict(x["user_idx"], x["item_idx"])
+    assert np.allclose(keras_pred, numpy_pred, atol=1e-4)
+
+
+def test_same_seed_same_model(prepared_root):
+    from recsys.train.trainer import run_train
+
+    a = run_train(train_cfg(prepared_root, epochs=2), "2026-01-04")
+    b = run_train(train_cfg(prepared_root, epochs=2), "2026-01-04")
+    wa, wb = (np.load(r.path / "arrays.npz") for r in (a, b))
+    assert np.allclose(wa["user_factors"], wb["user_factors"], atol=1e-6)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes(prepared_root, monkeypatch):
+    """A run killed after epoch 2 leaves a backup; the next run continues from epoch 3."""
+    from recsys.train import trainer
+
+    calls = {"n": 0}
+    original = trainer._TrainTimer
+
+    class Timer(original):
+        """The first run's timer dies at the end of epoch 2, as a killed process would."""
+
+        def __init__(self):
+            super().__init__()
+            calls["n"] += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if calls["n"] == 1 and epoch == 1:
+                raise Killed()
+
+    monkeypatch.setattr(trainer, "_TrainTimer", Timer)
+    cfg = train_cfg(prepared_root, epochs=5, patience=100)
+    with pytest.raises(Killed):
+        trainer.run_train(cfg, "2026-01-05")
+    result = trainer.run_train(cfg, "2026-01-05")
+    # Only the 3 remaining epochs ran in the second process.
+    assert result.manifest["training"]["epochs_run"] == 3
+    assert not any(
+        (storage.resolve(prepared_root, "models").parent.parent / "_checkpoints").rglob(
+            "*.weights.h5"
+        )
+    )
+
+
+def test_bad_model_name_is_one_sentence(prepared_root, capsys):
+    code = main(["train", "--root", prepared_root, "--model", "svd++"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == "recsys train: error: --model must be one of mf, biased-mf, ncf, neumf, got 'svd++'"
+    )
+
+
+def test_bad_option_type_is_one_sentence(prepared_root, capsys):
+    assert main(["train", "--root", prepared_root, "--set", "train.dim=wide"]) == 2
+    assert "train.dim expects int, got 'wide'" in capsys.readouterr().err
+
+
+def test_missing_prepared_run_is_one_sentence(tmp_path, capsys):
+    assert main(["train", "--root", str(tmp_path)]) == 2
+    assert "no complete prepared run" in capsys.readouterr().err
+
+
+def test_incomplete_prepared_partition(prepared_root, tmp_path):
+    from recsys.train.trainer import run_train
+
+    broken = tmp_path / "prepared" / "ds=2026-01-02" / "run=half"
+    (broken / "ratings").mkdir(parents=True)
+    with pytest.raises(RecsysError, match="not a complete prepared run"):
+        run_train(train_cfg(str(tmp_path)), prepared_ds="2026-01-02", prepared_run="half")
