@@ -137,3 +137,16 @@ def test_incomplete_prepared_partition(prepared_root, tmp_path):
     (broken / "ratings").mkdir(parents=True)
     with pytest.raises(RecsysError, match="not a complete prepared run"):
         run_train(train_cfg(str(tmp_path)), prepared_ds="2026-01-02", prepared_run="half")
+
+
+def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
+    from recsys.train.trainer import run_train
+
+    result = run_train(train_cfg(prepared_root, epochs=1), "2026-01-06")
+    code = main(["evaluate", "--root", prepared_root, "--set", "train.eval_max_users=0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert result.manifest["model_version"] in out.replace("\n", "")
+    assert "ndcg@10" in out and "most popular" in out
+    rmse = f"{result.manifest['metrics']['test']['rmse']:.4f}"
+    assert rmse in out  # re-evaluation gives the training run's own figure
