@@ -1,0 +1,52 @@
+"""Training settings that must fail early, the automatic batch, and TF_CONFIG detection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys.config import TrainConfig
+from recsys.errors import RecsysError
+from recsys.train.strategy import worker_count
+from recsys.train.trainer import auto_global_batch, check_train_config, compile_options
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch"),
+    [(1_000, 256), (80_000, 256), (1_000_000, 2048), (24_700_000, 16384)],
+)
+def test_auto_batch_suits_the_data_size(n_train, batch):
+    assert auto_global_batch(n_train) == batch
+    assert n_train // batch >= 300 or batch == 256
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"model": "svd"}, "--model must be one of"),
+        ({"objective": "ranking"}, "--objective 'ranking' is not available"),
+        ({"dim": 0}, "train.dim must be >= 1"),
+        ({"hidden": "64,x"}, "train.hidden must be sizes like 128,64"),
+    ],
+)
+def test_bad_train_settings(change, needle):
+    with pytest.raises(RecsysError, match=needle):
+        check_train_config(TrainConfig(**change))
+
+
+def test_worker_count_from_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert worker_count() == 1
+    cluster = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    assert worker_count() == 2
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    assert worker_count() == 1
+
+
+def test_compile_options_follow_replicas():
+    cfg = TrainConfig()
+    assert compile_options(cfg, 1, 1000) == {"jit_compile": True, "steps_per_execution": 64}
+    assert compile_options(cfg, 1, 10) == {"jit_compile": True, "steps_per_execution": 10}
+    assert compile_options(cfg, 2, 1000) == {"jit_compile": False, "steps_per_execution": 1}
