@@ -319,11 +319,23 @@ class NCF(RecModel):
         self.user_emb = self._table("user_emb", self.n_users, self.dim)
         self.item_emb = self._table("item_emb", self.n_items, self.dim)
         self.side = self._side_table("side_emb", self.dim)
+        self._build_tower(extra_out=0)
+        self.built = True
+
+    def _build_tower(self, extra_out: int) -> None:
+        """The MLP over [user, item] (2 x dim wide) and one output unit over its last layer
+        plus ``extra_out`` more inputs (NeuMF's GMF branch)."""
         self.mlp = _MLP(self.hidden, self.dropout, self.seed, name="mlp")
         self.out = layers.Dense(1, name="out")
         self.mlp.build((None, 2 * self.dim))
-        self.out.build((None, self.hidden[-1]))
-        self.built = True
+        self.out.build((None, extra_out + self.hidden[-1]))
+
+    def _tower_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **self.mlp.arrays("mlp"),
+            "out_kernel": np.asarray(self.out.kernel, np.float32),
+            "out_bias": np.asarray(self.out.bias, np.float32),
+        }
 
     def forward(self, inputs, training=False):
         u = self._lookup(self.user_emb, inputs[S.USER_IDX])  # (b, dim)
@@ -341,27 +353,19 @@ class NCF(RecModel):
             **self._meta(),
             "user_factors": np.asarray(self.user_emb, np.float32),
             "item_factors": self._item_matrix(self.item_emb, self.side),
-            **self.mlp.arrays("mlp"),
-            "out_kernel": np.asarray(self.out.kernel, np.float32),
-            "out_bias": np.asarray(self.out.bias, np.float32),
+            **self._tower_arrays(),
         }
 
 
 @keras.saving.register_keras_serializable("recsys")
-class NeuMF(RecModel):
+class NeuMF(NCF):
     """NeuMF: a generalised-MF branch (element-wise product) and an MLP branch, fused.
 
     He et al. 2017; the GMF and MLP branches have their own embeddings, their last layers are
-    concatenated into one output unit.
+    concatenated into one output unit. Shares NCF's tower and settings.
     """
 
     family = "neumf"
-
-    def __init__(
-        self, *args: Any, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.2, **kw: Any
-    ):
-        super().__init__(*args, **kw)
-        self.hidden, self.dropout = tuple(int(h) for h in hidden), float(dropout)
 
     def build(self, input_shape=None):
         self.user_gmf = self._table("user_gmf", self.n_users, self.dim)
@@ -369,10 +373,7 @@ class NeuMF(RecModel):
         self.user_mlp = self._table("user_mlp", self.n_users, self.dim)
         self.item_mlp = self._table("item_mlp", self.n_items, self.dim)
         self.side = self._side_table("side_emb", self.dim)
-        self.mlp = _MLP(self.hidden, self.dropout, self.seed, name="mlp")
-        self.out = layers.Dense(1, name="out")
-        self.mlp.build((None, 2 * self.dim))
-        self.out.build((None, self.dim + self.hidden[-1]))
+        self._build_tower(extra_out=self.dim)
         self.built = True
 
     def forward(self, inputs, training=False):
@@ -385,9 +386,6 @@ class NeuMF(RecModel):
         norms = [ops.sum(t * t, axis=-1) for t in (ug, vg, um, vm)]
         return pred, self.l2 * (norms[0] + norms[1] + norms[2] + norms[3])
 
-    def get_config(self):
-        return {**super().get_config(), "hidden": list(self.hidden), "dropout": self.dropout}
-
     def export_arrays(self):
         return {
             **self._meta(),
@@ -395,9 +393,7 @@ class NeuMF(RecModel):
             "item_gmf": np.asarray(self.item_gmf, np.float32),
             "user_factors": np.asarray(self.user_mlp, np.float32),
             "item_factors": self._item_matrix(self.item_mlp, self.side),
-            **self.mlp.arrays("mlp"),
-            "out_kernel": np.asarray(self.out.kernel, np.float32),
-            "out_bias": np.asarray(self.out.bias, np.float32),
+            **self._tower_arrays(),
         }
 
 
