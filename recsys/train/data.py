@@ -23,6 +23,10 @@ Usage::
         lambda ctx: ratings_dataset(folder / "ratings/split=train", global_batch_size=8192,
                                     input_context=ctx, epochs=None))
 
+Measured on an ml-25m-shaped split (``benchmarks/input_bench.py``, 2 cores): either path yields
+8-16M rows/s alone at about 0.1 CPU microseconds a row, against about 2 for a minimal sparse train
+step, so the input takes a few percent of training at most.
+
 A streaming shuffle is only as good as the layout allows: rows that arrive sorted (by user, say)
 stay clustered within ``shuffle_chunk_rows``; raise it, or use ``in_memory=True`` when the split
 fits in memory.
@@ -30,9 +34,14 @@ fits in memory.
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +58,11 @@ log = logging.getLogger(__name__)
 
 # Columns the model reads, in the order they travel through the generator.
 COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.RATING)
-# Below this many rows (per input pipeline) the split is held in memory: 5M rows are 60 MB of
-# columns, and a full permutation per epoch is a better shuffle than any streaming window.
-IN_MEMORY_MAX_ROWS = 5_000_000
+# Below this many rows (per input pipeline) the split is held in memory: 50M rows are 600 MB of
+# columns, and a full permutation per epoch is a better shuffle than any streaming window (the
+# prepared files are grouped by user, so a 1M-row streaming chunk holds only ~7k of ml-25m's
+# 162k users). Larger logs stream from Parquet, which trains as fast (benchmarks/input_bench.py).
+IN_MEMORY_MAX_ROWS = 50_000_000
 # Row groups read side by side to fill one shuffle chunk: more mixes more of the split into each
 # chunk, at the cost of one open file and one decode buffer each.
 STREAMS = 8
@@ -117,7 +128,7 @@ def _parquet(split: _Split, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(split.fs.open_input_file(path))
     except (OSError, pa.ArrowException) as err:
         raise RecsysError(
-            f"{path} is not a readable Parquet file ({err}); re-run prepare"
+            f"{path} is not a readable Parquet file ({err}); re-run `recsys prepare`"
         ) from None
 
 
@@ -187,7 +198,7 @@ def _stream_piece(split: _Split, piece: _Piece, rows: int) -> Iterator[Columns]:
     """The model columns of one piece, ``rows`` at a time, decoded incrementally."""
     pf = _parquet(split, piece.path)
     seen = 0
-    batches = pf.iter_batches(batch_size=rows, row_groups=[piece.row_group], columns=COLUMNS)
+    batches = pf.iter_batches(batch_size=rows, row_groups=[piece.row_group], columns=list(COLUMNS))
     for batch in batches:
         lo, hi = max(piece.start - seen, 0), min(piece.stop - seen, batch.num_rows)
         seen += batch.num_rows
@@ -231,18 +242,53 @@ def _stream_chunks(
             yield [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
-def _memory_chunks(
-    columns: Columns, chunk_rows: int, rng: np.random.Generator | None
-) -> Iterator[Columns]:
-    """One epoch of in-memory rows as chunks: a full permutation (or file order) sliced."""
+def _epoch_numbers(epochs: int | None) -> Iterator[int]:
+    return itertools.count() if epochs is None else iter(range(epochs))
+
+
+def _memory_epochs(
+    columns: Columns,
+    chunk_rows: int,
+    rng: Callable[[int], np.random.Generator | None],
+    epochs: int | None,
+) -> Iterator[Iterator[Columns]]:
+    """Each epoch of in-memory rows as chunks: a full permutation (or file order) sliced.
+
+    A full shuffle of 25M rows takes about 2 s. Numpy's ``shuffle`` releases the GIL, so the next
+    epoch's order is drawn in a thread once this epoch is half consumed, and the epoch boundary
+    does not stall the train step.
+    """
     n = len(columns[0])
-    order = rng.permutation(n) if rng is not None else None
-    for start in range(0, n, chunk_rows):
-        if order is None:
-            yield [c[start : start + chunk_rows] for c in columns]
-        else:
-            take = order[start : start + chunk_rows]  # (chunk,)
-            yield [c[take] for c in columns]
+
+    def draw(epoch: int) -> np.ndarray | None:
+        generator = rng(epoch)
+        if generator is None:
+            return None
+        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # (n,)
+        generator.shuffle(order)
+        return order
+
+    def chunks(epoch: int, order: np.ndarray | None) -> Iterator[Columns]:
+        nonlocal upcoming
+        starts = range(0, n, chunk_rows)
+        for k, start in enumerate(starts):
+            if k == len(starts) // 2 and order is not None and epoch + 1 != epochs:
+                upcoming = pool.submit(draw, epoch + 1)
+            if order is None:
+                yield [c[start : start + chunk_rows] for c in columns]
+            else:
+                take = order[start : start + chunk_rows]  # (chunk,)
+                yield [c[take] for c in columns]
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="recsys-shuffle")
+    upcoming: Future | None = None
+    try:
+        for epoch in _epoch_numbers(epochs):
+            order = upcoming.result() if upcoming is not None else draw(epoch)
+            upcoming = None
+            yield chunks(epoch, order)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 Element = tuple[dict[str, np.ndarray], np.ndarray]
@@ -278,13 +324,58 @@ def _element(columns: Columns, k: int, batch: int) -> Element:
     return features, ratings.reshape(k, batch, 1)  # (k, batch), (k, batch, 1)
 
 
+class _Feed:
+    """All epochs' elements for ``from_generator``, ending early when the interpreter exits.
+
+    tf.data runs the generator in its own threads and needs the GIL for every call. An iterator
+    still alive at interpreter shutdown is destroyed after Python has stopped handing the GIL to
+    other threads, so a call in flight can never finish and the process hangs forever. The
+    ``atexit`` hook (which runs before that point) makes every feed end its sequence and waits
+    until no call is in flight, so the pipelines wind down while they still can.
+    """
+
+    _exiting = threading.Event()
+    _lock = threading.Lock()
+    _busy = 0  # generator calls in flight, over all feeds
+    _hooked = False
+
+    def __init__(self, elements: Iterator[Element]) -> None:
+        self._elements = elements
+        with _Feed._lock:
+            if not _Feed._hooked:
+                atexit.register(_Feed._wind_down)
+                _Feed._hooked = True
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> Element:
+        with _Feed._lock:
+            _Feed._busy += 1
+        try:
+            if _Feed._exiting.is_set():
+                raise StopIteration
+            return next(self._elements)
+        finally:
+            with _Feed._lock:
+                _Feed._busy -= 1
+
+    @staticmethod
+    def _wind_down(timeout: float = 10.0) -> None:
+        _Feed._exiting.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with _Feed._lock:
+                if _Feed._busy == 0:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.05)  # tf.data calls the generator's finalizer right after its last element
+
+
 def _dataset(
-    epoch_elements: Callable[[int], Iterator[Element]],
-    batch: int,
-    drop_remainder: bool,
-    epochs: int | None,
+    elements: Callable[[], Iterator[Element]], batch: int, drop_remainder: bool
 ) -> tf.data.Dataset:
-    """Chain the epochs, cross into TensorFlow a chunk at a time, split chunks into batches."""
+    """Cross into TensorFlow a chunk at a time, then split the chunks into batches."""
     width = batch if drop_remainder else None
     signature = (
         {
@@ -293,14 +384,8 @@ def _dataset(
         },
         tf.TensorSpec((None, width, 1), tf.float32),
     )
-
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        return tf.data.Dataset.from_generator(
-            lambda e: epoch_elements(int(e)), output_signature=signature, args=(epoch,)
-        )
-
-    counter = tf.data.Dataset.range(epochs) if epochs is not None else tf.data.Dataset.counter()
-    ds = counter.flat_map(one_epoch)
+    # One generator runs all epochs; every new iterator starts again at epoch 0.
+    ds = tf.data.Dataset.from_generator(lambda: _Feed(elements()), output_signature=signature)
     # One chunk ahead: the generator reads and permutes the next chunk in tf.data's thread while
     # the current one is being consumed.
     ds = ds.prefetch(1)
@@ -393,18 +478,19 @@ def ratings_dataset(
         # Chunks of whole batches, so that no rows are carried (and copied) between chunks.
         chunk = max(shuffle_chunk_rows // batch, 1) * batch
 
-        def epoch_elements(epoch: int) -> Iterator[Element]:
-            chunks = _memory_chunks(columns, chunk, rng(epoch))
-            return _whole_batches(chunks, batch, drop_remainder, None)
+        def elements() -> Iterator[Element]:
+            for chunks in _memory_epochs(columns, chunk, rng, epochs):
+                yield from _whole_batches(chunks, batch, drop_remainder, None)
 
     else:
 
-        def epoch_elements(epoch: int) -> Iterator[Element]:
-            generator = rng(epoch)
-            chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
-            return _whole_batches(chunks, batch, drop_remainder, generator)
+        def elements() -> Iterator[Element]:
+            for epoch in _epoch_numbers(epochs):
+                generator = rng(epoch)
+                chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
+                yield from _whole_batches(chunks, batch, drop_remainder, generator)
 
-    return _dataset(epoch_elements, batch, drop_remainder, epochs)
+    return _dataset(elements, batch, drop_remainder)
 
 
 def count_rows(split_dir: str | os.PathLike) -> int:
