@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MIN_STEPS_PER_EPOCH = 300  # the automatic batch keeps at least this many steps per epoch
 MAX_AUTO_GLOBAL_BATCH = 16384  # measured best throughput per step on the 2-core CPU
+# train.learning_rate is the tables' step at this global batch; other batches scale it linearly.
+LR_REFERENCE_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,19 @@ def auto_global_batch(n_train: int) -> int:
     """A power of two giving >= ~300 steps per epoch, between 256 and 16384."""
     target = max(1, n_train // MIN_STEPS_PER_EPOCH)
     return int(min(MAX_AUTO_GLOBAL_BATCH, max(256, 2 ** int(math.log2(target)))))
+
+
+def table_learning_rate(learning_rate: float, global_batch: int) -> float:
+    """The tables' step for ``global_batch``: ``learning_rate`` scaled by batch / 256.
+
+    The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and
+    the row-wise Adagrad accumulators (0.1 at the start) stay far above the squared gradients of
+    an embedding row for many epochs: the tables' update is in effect SGD with a fixed step.
+    Measured on MovieLens 100K: batch 1024 at the batch-256 step was still improving after 40
+    epochs (RMSE 0.918); at 4x the step it matched batch 256 (0.917 in 18 epochs). Scaling keeps
+    each rating's pull on its rows the same whatever the data size or number of replicas.
+    """
+    return float(learning_rate) * global_batch / LR_REFERENCE_BATCH
 
 
 def check_train_config(tcfg: TrainConfig) -> None:
@@ -169,7 +184,9 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     with strategy.scope():
         model = build_model(tcfg, manifest, features)
         model.compile(
-            optimizer=SparseRowAdagrad(tcfg.learning_rate, tcfg.dense_learning_rate),
+            optimizer=SparseRowAdagrad(
+                table_learning_rate(tcfg.learning_rate, global_batch), tcfg.dense_learning_rate
+            ),
             **compile_options(tcfg, replicas, steps),
         )
     monitor = "val_rmse" if n_val else "rmse"
@@ -202,6 +219,7 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         "batch_per_replica": per_replica,
         "replicas": replicas,
         "steps_per_epoch": steps,
+        "table_learning_rate": table_learning_rate(tcfg.learning_rate, global_batch),
         "epochs_run": len(timer.seconds),
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
