@@ -117,6 +117,9 @@ class TrainConfig:
     genres: bool = True
     # Rows per replica per step; 0 picks one from the training-set size (>= ~300 steps/epoch).
     batch_per_replica: int = 0
+    # auto | memory | stream: hold the train split in memory (a full permutation each epoch) or
+    # stream it from Parquet in shuffled chunks; auto holds up to 50M rows (600 MB) in memory.
+    input_mode: str = "auto"
     # Row-wise Adagrad step of the tables at a global batch of 256, scaled linearly with the batch
     # (trainer.table_learning_rate): with the 0.1 initial accumulators the update is in effect SGD,
     # whose mean-loss gradient shrinks as the batch grows. 0.05 under-trained (ML-100K u1 0.958

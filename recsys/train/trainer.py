@@ -69,6 +69,10 @@ def check_train_config(tcfg: TrainConfig) -> None:
         raise RecsysError(
             f"--objective {tcfg.objective!r} is not available in this version; use rating"
         )
+    if tcfg.input_mode not in ("auto", "memory", "stream"):
+        raise RecsysError(
+            f"train.input_mode must be auto, memory or stream, got {tcfg.input_mode!r}"
+        )
     for name in ("dim", "epochs"):
         if getattr(tcfg, name) < 1:
             raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
@@ -161,11 +165,14 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         "global batch %d (%d per replica), %d steps per epoch", global_batch, per_replica, steps
     )
 
+    in_memory = {"auto": None, "memory": True, "stream": False}[tcfg.input_mode]
+
     def train_fn(ctx):
         return ratings_dataset(
             ratings / "split=train",
             global_batch_size=global_batch,
             seed=tcfg.seed,
+            in_memory=in_memory,
             input_context=ctx,
             drop_remainder=n_train >= global_batch,
             epochs=None,
