@@ -81,10 +81,13 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         default=None,
-        choices=["random", "temporal", "leave-last", "given"],
-        help="how to hold out rows (default: leave-last)",
+        choices=["random", "temporal", "leave-last", "given", "stratified"],
+        help="how to hold out rows (default: leave-last); stratified = per-item shares, the "
+        "Microsoft Recommenders benchmark protocol with --test-fraction 0.25 --val-fraction 0",
     )
-    p.add_argument("--test-fraction", type=_fraction, default=None, help="random/temporal (0.2)")
+    p.add_argument(
+        "--test-fraction", type=_fraction, default=None, help="random/temporal/stratified (0.2)"
+    )
     p.add_argument(
         "--val-fraction", type=_fraction, default=None, help="share of train to validation (0.1)"
     )
@@ -139,7 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--prepared-ds", default=None, help="prepared ds (default: _LATEST)")
     train.add_argument("--prepared-run", default=None, help="prepared run id")
     train.add_argument("--model", default=None, help="mf | biased-mf | ncf | neumf (biased-mf)")
-    train.add_argument("--objective", default=None, help="rating (default)")
+    train.add_argument(
+        "--objective",
+        default=None,
+        choices=["ranking", "rating"],
+        help="ranking (default: learn which items users choose; what the top-N table needs) or "
+        "rating (the classic MSE models)",
+    )
     _common(train)
 
     ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
@@ -243,10 +252,11 @@ def print_metrics(metrics: dict, k: int, title: str) -> None:
 
     base = metrics.get("baselines", {})
     table = Table(title=title)
-    for col in ("metric", "model", "global mean", "biased baseline", "most popular"):
+    for col in ("metric", "model", "global mean", "biased baseline (rating)", "most popular"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     names = ["rmse", "mae"] + [
-        f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr", "coverage")
+        f"{m}@{k}"
+        for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr", "coverage", "novelty")
     ]
 
     def cell(d: dict, key: str) -> str:

@@ -76,11 +76,15 @@ class PrepareConfig:
     # k-core filtering, applied before indexing; 0 disables. Iterated until stable.
     min_user_ratings: int = 0
     min_item_ratings: int = 0
-    # random | temporal | leave-last | given. Leave-last is the standard for top-N metrics.
+    # random | temporal | leave-last | given | stratified. Leave-last is the standard for top-N
+    # metrics; stratified is the Microsoft Recommenders benchmark protocol (see split.py).
     split: str = "leave-last"
-    # random/temporal: share of rows for test.
+    # stratified: keep each item's (or user's) share of rows in train and test.
+    stratify_by: str = "item"
+    # random/temporal/stratified: share of rows for test.
     test_fraction: float = 0.2
-    # random/temporal/given: share of train carved out as validation (early stopping needs it).
+    # random/temporal/given/stratified: share of train carved out as validation (early stopping
+    # needs it).
     val_fraction: float = 0.1
     # leave-last: each user's last N rows go to test, the N before those to validation
     # (0 disables validation). Users need more than test+val rows to get any held out.
@@ -92,23 +96,33 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Model and training settings. The defaults are the tuned ones (see README, "Training")."""
+    """Model and training settings. The defaults are the tuned ones (see README, "Training").
 
+    Settings left at ``None`` take the tuned default of the objective (``OBJECTIVE_DEFAULTS``):
+    a ranking model and a rating model want different regularisation, steps and epochs.
+    """
+
+    # ranking | rating. ranking learns which items users choose (a softmax over the catalogue)
+    # and is what the top-N table needs: on MovieLens 100K (stratified 75/25, k=10) it reached
+    # NDCG@10 0.50 where the rating model reached 0.06 and popularity 0.25
+    # (benchmarks/ml100k_ranking.py). rating is the seeds' MSE models (RMSE 0.904, see below).
+    objective: str = "ranking"
     # mf | biased-mf | ncf | neumf. Biased MF with a range sigmoid and genres had the best RMSE on
     # MovieLens 100K (u1..u5 folds, benchmarks/ml100k_rmse.py): mean 0.904 with these defaults.
+    # Under the ranking objective its item bias carries popularity and there is no sigmoid.
     model: str = "biased-mf"
-    # rating (MSE on ratings) is what this version trains.
-    objective: str = "rating"
-    # Embedding width. ML-100K u1: 128 with init_scale 0.01 gave 0.914, 256 0.915, 64 (init 0.05)
-    # 0.917; the per-example L2 keeps the extra width from overfitting.
-    dim: int = 128
+    # Embedding width. Rating, ML-100K u1: 128 with init_scale 0.01 gave 0.914, 256 0.915, 64
+    # (init 0.05) 0.917; the per-example L2 keeps the extra width from overfitting. Ranking,
+    # ML-100K stratified: 64 gave NDCG@10 0.486, 128 0.482. None: the objective's default.
+    dim: int | None = None
     # Per-example L2 on the looked-up rows (user and item vectors). Applied once per rating, so a
     # row's total penalty grows with its number of ratings (weighted-lambda, as ALS-WR): the same
-    # value suits larger sets. ML-100K u1: 0.04 -> 0.920, 0.05 -> 0.914, 0.07 -> 0.917.
-    l2: float = 0.05
+    # value suits larger sets. Rating (ML-100K u1): 0.04 -> 0.920, 0.05 -> 0.914, 0.07 -> 0.917.
+    # None: the objective's default.
+    l2: float | None = None
     # Per-example L2 on the looked-up biases (biased-mf); 0.001 and 0.05 were no better.
     bias_l2: float = 0.01
-    # biased-mf: squash through a sigmoid scaled to the rating range.
+    # biased-mf, rating objective: squash through a sigmoid scaled to the rating range.
     sigmoid: bool = True
     # ncf / neumf: dense tower sizes, comma separated, and dropout after each layer.
     hidden: str = "128,64"
@@ -122,19 +136,40 @@ class TrainConfig:
     input_mode: str = "auto"
     # Row-wise Adagrad step of the tables at a global batch of 256, scaled linearly with the batch
     # (trainer.table_learning_rate): with the 0.1 initial accumulators the update is in effect SGD,
-    # whose mean-loss gradient shrinks as the batch grows. 0.05 under-trained (ML-100K u1 0.958
-    # after 40 epochs); 0.25-0.5 converge in ~20-30 epochs (0.917 at dim 64); 2.0 overshoots.
-    learning_rate: float = 0.5
+    # whose mean-loss gradient shrinks as the batch grows. Rating: 0.05 under-trained (ML-100K u1
+    # 0.958 after 40 epochs); 0.25-0.5 converge in ~20-30 epochs (0.917 at dim 64); 2.0
+    # overshoots. None: the objective's default.
+    learning_rate: float | None = None
+    # Optimiser of the embedding tables, both row-sparse (recsys.train.optim): adagrad (row-wise,
+    # the step above scaled with the batch) or adam (lazy: only touched rows, step as given).
+    # None: adagrad for rating models (tuned with it), adam for ranking ones (the softmax's small
+    # early gradients leave Adagrad crawling). None: the objective's default.
+    table_optimizer: str | None = None
     # Adam step of dense weights (MLP towers, side-feature tables).
     dense_learning_rate: float = 0.001
     # Standard deviation of the initial embeddings. Small starts let the factors grow only where
     # the data asks: 0.01 beat 0.05 and 0.003 at dim 128 (u1 0.914 / 0.918 / 0.916).
     init_scale: float = 0.01
-    # Upper bound on epochs; early stopping on validation RMSE usually ends sooner (ML-100K stops
-    # after 27-31 epochs at the defaults, so 60 leaves headroom for slower-converging sets).
-    epochs: int = 60
+    # Upper bound on epochs; early stopping on the validation split usually ends sooner (rating
+    # models on ML-100K stop after 27-31 epochs). None: the objective's default.
+    epochs: int | None = None
     # Epochs without validation improvement before stopping (best weights are restored).
     patience: int = 3
+    # Ranking: softmax (full, or sampled with log-Q correction) or bpr. Measured on ML-100K
+    # (stratified 75/25): softmax NDCG@10 0.50 after 40 epochs, BPR 0.40 after 60.
+    loss: str = "softmax"
+    # Ranking, sampled softmax: items drawn uniformly from the catalogue, shared by a batch, and
+    # other rows' chosen items (popularity-shaped), both log-Q corrected. When the catalogue is no
+    # larger than the two together (or both are 0), the softmax runs over every item instead.
+    # ML-100K stratified: 256 + 256 gave NDCG@10 0.488, the full softmax 0.486, at 1.6x the
+    # speed; the cost per row grows with the sum (benchmarks/train_bench.py).
+    negatives: int = 256
+    in_batch_negatives: int = 256
+    # Ranking: rows rated below this are not choices (e.g. 4 keeps only liked items); NaN: every
+    # row counts (what a rating log and an implicit log both say: the user chose the item).
+    min_rating: float = float("nan")
+    # Ranking: weight each row by its rating over the mean rating (a 5 counts more than a 1).
+    rating_weights: bool = False
     # Seeds TF, Keras and the input order: the same run twice gives the same model.
     seed: int = 0
     # XLA-compile the train step (about 2x faster on CPU).
@@ -144,6 +179,32 @@ class TrainConfig:
     # Rank at most this many (seeded) test users for ranking metrics; 0 = all. Ranking every
     # user of a 25M set against all items takes minutes; 20k users keep the error small.
     eval_max_users: int = 20_000
+
+
+# Tuned defaults of the settings left at None, per objective (see TrainConfig for the reasons).
+OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rating": {
+        "dim": 128,
+        "l2": 0.05,
+        "learning_rate": 0.5,
+        "epochs": 60,
+        "table_optimizer": "adagrad",
+    },
+    "ranking": {
+        "dim": 64,
+        "l2": 0.06,
+        "learning_rate": 0.002,
+        "epochs": 40,
+        "table_optimizer": "adam",
+    },
+}
+
+
+def resolve_train(tcfg: TrainConfig) -> TrainConfig:
+    """``tcfg`` with every ``None`` replaced by its objective's tuned default."""
+    defaults = OBJECTIVE_DEFAULTS.get(tcfg.objective, OBJECTIVE_DEFAULTS["ranking"])
+    unset = {k: v for k, v in defaults.items() if getattr(tcfg, k) is None}
+    return dataclasses.replace(tcfg, **unset)
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,15 @@ def evaluate_prepared(
     """``{"test": {...}, "val": {...}, "baselines": {...}}`` for the model behind ``scorer``.
 
     Ranking candidates are all items a user did not rate in train; ranking uses the scorer's
-    raw logit (``rank_scores``), rating metrics its predictions (skipped for implicit data).
+    raw logit (``rank_scores``), rating metrics its predictions (skipped for ranking models and
+    implicit data).
     """
     manifest = read_manifest(prepared)
     n_users, n_items = manifest["n_users"], manifest["n_items"]
     train = load_split(prepared, "train")
-    predict = None if manifest.get("implicit") else scorer.predict
+    # Rating metrics only for rating models on rated data: a ranking model's score is a logit.
+    rating_model = getattr(scorer, "objective", "rating") == "rating"
+    predict = scorer.predict if rating_model and not manifest.get("implicit") else None
     out: dict[str, Any] = {}
     for split in ("test", "val"):
         if manifest["counts"].get(split, 0) == 0:

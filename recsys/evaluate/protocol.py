@@ -121,9 +121,12 @@ def evaluate_baselines(
 ) -> dict[str, dict[str, float]]:
     """The floors a model is compared with, on the same split and protocol.
 
+    ``biased_baseline`` is a rating model (``mu + b_u + b_i``); its ranking metrics show what
+    ranking by predicted rating gives, next to the popularity list.
+
     Returns:
-        ``{"global_mean": {"rmse", "mae"}, "biased_baseline": {"rmse", "mae"},
-        "most_popular": {ranking metrics, "n_eval_users"}}``.
+        ``{"global_mean": {"rmse", "mae"}, "biased_baseline": {"rmse", "mae", ranking
+        metrics}, "most_popular": {ranking metrics, "n_eval_users"}}``.
     """
     (te_u, te_i, te_r) = _columns(test_df, (col_user, col_item, col_rating), "test")
     if len(test_df) == 0:
@@ -136,15 +139,20 @@ def evaluate_baselines(
         pred = model.predict(te_u, te_i)
         out[name] = {"rmse": rmse(te_r, pred), "mae": mae(te_r, pred)}
     popular = MostPopular(col_item=col_item).fit(train_df, n_users, n_items)
-    out["most_popular"] = evaluate_scorer(
-        popular.score_block,
-        train_df,
-        test_df,
-        n_users,
-        n_items,
-        k=k,
-        col_user=col_user,
-        col_item=col_item,
-        col_rating=col_rating,
-    )
+    for name, score_block in (
+        ("most_popular", popular.score_block),
+        ("biased_baseline", biased.score_block),
+    ):
+        ranked = evaluate_scorer(
+            score_block,
+            train_df,
+            test_df,
+            n_users,
+            n_items,
+            k=k,
+            col_user=col_user,
+            col_item=col_item,
+            col_rating=col_rating,
+        )
+        out[name] = {**out.get(name, {}), **ranked}
     return out

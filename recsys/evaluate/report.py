@@ -26,7 +26,7 @@ def metrics_table(metrics: dict[str, Any], k: int) -> str:
     base = metrics.get("baselines", {})
     ranking = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr")]
     ranking += [f"coverage@{k}", f"novelty@{k}"]
-    header = "| metric | model | global mean | biased baseline | most popular |"
+    header = "| metric | model | global mean | biased baseline (rating model) | most popular |"
     lines = [header, "| --- | ---: | ---: | ---: | ---: |"]
     for key in (*RATING_KEYS, *ranking):
         if key not in test:
@@ -57,8 +57,14 @@ def write_report(
         parts += ["## Validation split", "", val, ""]
     epochs = len(history.get("loss", []))
     if epochs:
-        best = min(history.get("val_rmse", history.get("rmse", [float("nan")])))
-        parts += ["## Training", "", f"{epochs} epochs; best monitored RMSE {best:.4f}.", ""]
+        ndcg = history.get(f"val_ndcg@{k}")
+        if ndcg:
+            best = f"best validation NDCG@{k} {max(ndcg):.4f}"
+        elif "rmse" in history or "val_rmse" in history:
+            best = f"best monitored RMSE {min(history.get('val_rmse', history['rmse'])):.4f}"
+        else:
+            best = f"final loss {history['loss'][-1]:.4f}"
+        parts += ["## Training", "", f"{epochs} epochs; {best}.", ""]
     parts += ["![plots](report.png)", ""]
     (folder / "report.md").write_text("\n".join(parts))
     _plot(folder / "report.png", metrics, history, k, ratings)
@@ -72,17 +78,29 @@ def _plot(path: Path, metrics, history, k, ratings) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax = axes[0]
-    for key in ("rmse", "val_rmse"):
+    rating = bool(history.get("rmse"))
+    for key in ("rmse", "val_rmse") if rating else ("loss",):
         if history.get(key):
             ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
-    ax.set(title="learning curves", xlabel="epoch", ylabel="RMSE")
-    ax.legend()
+    ax.set(title="learning curves", xlabel="epoch", ylabel="RMSE" if rating else "loss")
+    ax.legend(loc="upper left")
+    ndcg = history.get(f"val_ndcg@{k}")
+    if ndcg:
+        twin = ax.twinx()
+        twin.plot(range(1, len(ndcg) + 1), ndcg, marker="s", color="C2", label=f"val_ndcg@{k}")
+        twin.set_ylabel(f"validation NDCG@{k}")
+        twin.legend(loc="upper right")
     ax = axes[1]
     keys = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "hit_rate", "mrr")]
-    test, pop = metrics.get("test", {}), metrics.get("baselines", {}).get("most_popular", {})
+    base = metrics.get("baselines", {})
+    bars = [
+        ("model", metrics.get("test", {})),
+        ("biased baseline (rating)", base.get("biased_baseline", {})),
+        ("most popular", base.get("most_popular", {})),
+    ]
     x = np.arange(len(keys))
-    ax.bar(x - 0.2, [test.get(key, 0) for key in keys], 0.4, label="model")
-    ax.bar(x + 0.2, [pop.get(key, 0) for key in keys], 0.4, label="most popular")
+    for j, (label, values) in enumerate(bars):
+        ax.bar(x + (j - 1) * 0.27, [values.get(key, 0) for key in keys], 0.27, label=label)
     ax.set_xticks(x, keys, rotation=30)
     ax.set(title="ranking metrics (test)")
     ax.legend()
@@ -93,7 +111,9 @@ def _plot(path: Path, metrics, history, k, ratings) -> None:
         ax.hist(truth, bins=bins, alpha=0.6, label="true")
         ax.hist(pred, bins=bins, alpha=0.6, label="predicted")
         ax.legend()
-    ax.set(title="ratings on test", xlabel="rating")
+        ax.set(title="ratings on test", xlabel="rating")
+    else:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -278,6 +278,7 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
             "val_fraction": pcfg.val_fraction,
             "leave_last": pcfg.leave_last,
             "leave_last_val": pcfg.leave_last_val,
+            "stratify_by": pcfg.stratify_by,
             "seed": pcfg.seed,
         },
         "config": to_dict(cfg),

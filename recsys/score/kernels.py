@@ -5,6 +5,7 @@ against all items as dense matrix work:
 
 * ``mf`` / ``biased-mf``: one matmul ``(b, dim) @ (dim, n_items)`` plus biases. The range
   sigmoid is monotone, so ``rank_scores`` skips it (rank on the logit); ``score_block`` applies it.
+  Ranking models (objective ``ranking``) have no sigmoid and no offset: their score is the logit.
 * ``ncf`` / ``neumf``: the first dense layer of the concat-MLP splits into a user part and an item
   part, ``[u, v] @ W = u @ W_u + v @ W_i``, each computed once per block (not once per pair); only
   the later layers run per pair, in sub-blocks that bound memory.
@@ -81,7 +82,7 @@ class Scorer:
             scores[sl] = self._mlp_tail(h) @ out_w + out_b
         if gmf:
             scores += gmf_part
-        return scores + float(a["global_mean"])
+        return scores + float(a["offset"])
 
     def rank_scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Scores whose order is the model's ranking (the logit for sigmoid models): (b, n)."""
@@ -92,16 +93,18 @@ class Scorer:
         item_vecs = a["item_factors"] if items is None else a["item_factors"][items]
         s = a["user_factors"][users] @ item_vecs.T  # (b, n)
         if self.family == "mf":
-            return s + a["global_mean"]
+            return s + a["offset"]
         item_bias = a["item_bias"] if items is None else a["item_bias"][items]
         return s + a["user_bias"][users, None] + item_bias[None, :] + a["offset"]
 
+    @property
+    def objective(self) -> str:
+        return str(self.arrays.get("objective", "rating"))
+
     def score_block(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Predicted ratings of users x items: (b, n)."""
+        """Predicted ratings (rating models) or ranking logits of users x items: (b, n)."""
         s = self.rank_scores(users, items)
-        if self.family == "biased-mf" and bool(self.arrays["sigmoid"]):
-            return self._range(s)
-        return s
+        return self._range(s) if bool(self.arrays["sigmoid"]) else s
 
     def predict(self, users: np.ndarray, items: np.ndarray, block: int = 65536) -> np.ndarray:
         """Predicted ratings of (user, item) pairs: (n,)."""
@@ -112,10 +115,9 @@ class Scorer:
             u, i = users[start : start + block], items[start : start + block]
             if self.family in ("mf", "biased-mf"):
                 s = np.einsum("bd,bd->b", a["user_factors"][u], a["item_factors"][i])
-                if self.family == "mf":
-                    out[start : start + len(u)] = s + a["global_mean"]
-                    continue
-                s = s + a["user_bias"][u] + a["item_bias"][i] + a["offset"]
+                if self.family == "biased-mf":
+                    s = s + a["user_bias"][u] + a["item_bias"][i]
+                s = s + a["offset"]
                 out[start : start + len(u)] = self._range(s) if bool(a["sigmoid"]) else s
             else:
                 out[start : start + len(u)] = self._pair_mlp(u, i)
@@ -130,5 +132,5 @@ class Scorer:
         out_w, out_b = a["out_kernel"][:, 0], float(a["out_bias"][0])
         if self.family == "neumf":
             g = a["user_gmf"][u] * a["item_gmf"][i]
-            return g @ out_w[: g.shape[1]] + h @ out_w[g.shape[1] :] + out_b + a["global_mean"]
-        return h @ out_w + out_b + a["global_mean"]
+            return g @ out_w[: g.shape[1]] + h @ out_w[g.shape[1] :] + out_b + a["offset"]
+        return h @ out_w + out_b + a["offset"]

@@ -13,8 +13,7 @@ import hashlib
 import json
 import logging
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from recsys import schema as S
 from recsys import storage
-from recsys.config import Config, TrainConfig
+from recsys.config import Config, TrainConfig, resolve_train
 from recsys.errors import RecsysError
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,11 @@ def auto_global_batch(n_train: int) -> int:
     return int(min(MAX_AUTO_GLOBAL_BATCH, max(256, 2 ** int(math.log2(target)))))
 
 
-def table_learning_rate(learning_rate: float, global_batch: int) -> float:
-    """The tables' step for ``global_batch``: ``learning_rate`` scaled by batch / 256.
+def table_learning_rate(learning_rate: float, global_batch: int, method: str = "adagrad") -> float:
+    """The tables' step for ``global_batch``: ``learning_rate`` scaled by batch / 256 (Adagrad).
+
+    Lazy Adam (``method="adam"``) normalises each gradient by its running scale, so the mean-loss
+    shrinkage with the batch does not reach its step: its rate is used as given.
 
     The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and
     the row-wise Adagrad accumulators (0.1 at the start) stay far above the squared gradients of
@@ -56,6 +58,8 @@ def table_learning_rate(learning_rate: float, global_batch: int) -> float:
     epochs (RMSE 0.918); at 4x the step it matched batch 256 (0.917 in 18 epochs). Scaling keeps
     each rating's pull on its rows the same whatever the data size or number of replicas.
     """
+    if method == "adam":
+        return float(learning_rate)
     return float(learning_rate) * global_batch / LR_REFERENCE_BATCH
 
 
@@ -65,14 +69,24 @@ def check_train_config(tcfg: TrainConfig) -> None:
 
     if tcfg.model not in FAMILIES:
         raise RecsysError(f"--model must be one of {', '.join(FAMILIES)}, got {tcfg.model!r}")
-    if tcfg.objective != "rating":
+    if tcfg.objective not in ("ranking", "rating"):
+        raise RecsysError(f"--objective must be ranking or rating, got {tcfg.objective!r}")
+    if tcfg.table_optimizer not in (None, "adagrad", "adam"):
         raise RecsysError(
-            f"--objective {tcfg.objective!r} is not available in this version; use rating"
+            f"train.table_optimizer must be adagrad or adam, got {tcfg.table_optimizer!r}"
+        )
+    if tcfg.loss not in ("softmax", "bpr"):
+        raise RecsysError(f"train.loss must be softmax or bpr, got {tcfg.loss!r}")
+    if tcfg.negatives < 0 or tcfg.in_batch_negatives < 0:
+        raise RecsysError(
+            "train.negatives and train.in_batch_negatives must be >= 0 (both 0: full softmax); "
+            f"got {tcfg.negatives} and {tcfg.in_batch_negatives}"
         )
     if tcfg.input_mode not in ("auto", "memory", "stream"):
         raise RecsysError(
             f"train.input_mode must be auto, memory or stream, got {tcfg.input_mode!r}"
         )
+    tcfg = resolve_train(tcfg)
     for name in ("dim", "epochs"):
         if getattr(tcfg, name) < 1:
             raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
@@ -113,7 +127,32 @@ def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
     return np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
 
 
-def build_model(tcfg: TrainConfig, manifest: dict[str, Any], features: np.ndarray | None):
+def ranking_settings(tcfg: TrainConfig, manifest: dict[str, Any], batch: int) -> dict[str, Any]:
+    """The ranking loss of ``tcfg`` for this data (``recsys.train.ranking.RankingLoss`` fields).
+
+    A catalogue no larger than the sampled candidates (``negatives + in_batch_negatives``) is
+    scored whole: the full softmax is exact and costs no more.
+    """
+    negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
+    if negatives + in_batch >= manifest["n_items"]:
+        negatives, in_batch = 0, 0
+    return {
+        "loss": tcfg.loss,
+        "negatives": int(negatives),
+        "in_batch": int(in_batch),
+        "min_rating": float(tcfg.min_rating),
+        "rating_weights": bool(tcfg.rating_weights),
+        "mean_rating": float(manifest["global_mean"]) or 1.0,
+        "seed": int(tcfg.seed),
+    }
+
+
+def build_model(
+    tcfg: TrainConfig,
+    manifest: dict[str, Any],
+    features: np.ndarray | None,
+    ranking: dict[str, Any] | None = None,
+):
     """The Keras model of ``tcfg.model`` sized from the prepared manifest."""
     from recsys.train.models import MODELS
 
@@ -127,6 +166,8 @@ def build_model(tcfg: TrainConfig, manifest: dict[str, Any], features: np.ndarra
         "item_features": features,
         "init_scale": tcfg.init_scale,
         "seed": tcfg.seed,
+        "objective": tcfg.objective,
+        "ranking": ranking,
     }
     if tcfg.model == "biased-mf":
         kwargs.update(sigmoid=tcfg.sigmoid, bias_l2=tcfg.bias_l2)
@@ -148,11 +189,12 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     """Train; returns the model, Keras history, the global batch and ratings/s."""
     import tensorflow as tf
 
+    from recsys.train.callbacks import RankingValidation, TrainTimer, item_frequencies
     from recsys.train.data import ratings_dataset
     from recsys.train.optim import SparseRowAdagrad
     from recsys.train.strategy import make_strategy
 
-    tcfg = cfg.train
+    tcfg = resolve_train(cfg.train)
     keras.utils.set_random_seed(tcfg.seed)
     strategy = make_strategy()
     replicas = strategy.num_replicas_in_sync
@@ -188,30 +230,54 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         )
 
     features = genre_matrix(prepared / "items", manifest["n_items"]) if tcfg.genres else None
+    ranking = None
+    if tcfg.objective == "ranking":
+        ranking = ranking_settings(tcfg, manifest, per_replica)
+        log.info("ranking loss %s", ranking)
     with strategy.scope():
-        model = build_model(tcfg, manifest, features)
+        model = build_model(tcfg, manifest, features, ranking)
+        if ranking is not None:
+            model.item_freq = item_frequencies(ratings / "split=train", manifest["n_items"])
         model.compile(
             optimizer=SparseRowAdagrad(
-                table_learning_rate(tcfg.learning_rate, global_batch), tcfg.dense_learning_rate
+                table_learning_rate(tcfg.learning_rate, global_batch, tcfg.table_optimizer),
+                tcfg.dense_learning_rate,
+                table_method=tcfg.table_optimizer,
             ),
             **compile_options(tcfg, replicas, steps),
         )
-    monitor = "val_rmse" if n_val else "rmse"
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=tcfg.patience, restore_best_weights=True, mode="min"
-        ),
-        keras.callbacks.BackupAndRestore(str(_checkpoint_dir(cfg.root, ds, prepared, tcfg))),
-        keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False),
-    ]
-    train_data = strategy.distribute_datasets_from_function(train_fn)
-    val_kwargs = {}
-    if n_val:
+    callbacks, val_kwargs, monitor = [], {}, ("val_rmse" if n_val else "rmse", "min")
+    if tcfg.objective == "ranking":
+        # Keras validates with the loss; a ranking model is judged by its top-k lists, so the
+        # validation split is ranked (numpy kernels) after every epoch and early stopping
+        # follows its NDCG.
+        monitor = ("loss", "min")
+        if n_val:
+            validator = RankingValidation(
+                prepared, manifest, tcfg.k, tcfg.eval_max_users, tcfg.seed
+            )
+            callbacks.append(validator)
+            monitor = (validator.key, "max")
+    elif n_val:
         val_kwargs = {
             "validation_data": strategy.distribute_datasets_from_function(val_fn),
             "validation_steps": math.ceil(n_val / global_batch),
         }
-    timer = _TrainTimer()
+    if monitor[0] != "loss":  # without a validation split a ranking model runs all its epochs
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor[0],
+                patience=tcfg.patience,
+                restore_best_weights=True,
+                mode=monitor[1],
+            )
+        )
+    callbacks += [
+        keras.callbacks.BackupAndRestore(str(_checkpoint_dir(cfg.root, ds, prepared, tcfg))),
+        keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False),
+    ]
+    train_data = strategy.distribute_datasets_from_function(train_fn)
+    timer = TrainTimer()
     history = model.fit(
         train_data,
         epochs=tcfg.epochs,
@@ -226,41 +292,16 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         "batch_per_replica": per_replica,
         "replicas": replicas,
         "steps_per_epoch": steps,
-        "table_learning_rate": table_learning_rate(tcfg.learning_rate, global_batch),
+        "table_learning_rate": table_learning_rate(
+            tcfg.learning_rate, global_batch, tcfg.table_optimizer
+        ),
+        "ranking_loss": ranking,
         "epochs_run": len(timer.seconds),
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
         "ratings_per_second": round(timer.throughput(steps * global_batch)),
     }
     return model, history.history, stats
-
-
-class _TrainTimer(keras.callbacks.Callback):
-    """Times the training part of each epoch (validation excluded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start: float | None = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_test_begin(self, logs=None):
-        self._stop()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._start is not None:
-            self.seconds.append(time.perf_counter() - self._start)
-            self._start = None
-
-    def throughput(self, rows_per_epoch: int) -> float:
-        """Rows per second over the epochs after the first (which pays for XLA compilation)."""
-        timed = self.seconds[1:] or self.seconds
-        return rows_per_epoch * len(timed) / max(sum(timed), 1e-9)
 
 
 def run_train(
@@ -278,6 +319,7 @@ def run_train(
     from recsys.score.kernels import Scorer
 
     check_train_config(cfg.train)
+    cfg = replace(cfg, train=resolve_train(cfg.train))
     family = cfg.train.model
     ds = storage.check_ds(ds or storage.today_utc())
     prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
@@ -305,7 +347,7 @@ def run_train(
 
     test = load_split(prepared, "test") if manifest["counts"]["test"] else None
     ratings = None
-    if test is not None and not manifest.get("implicit"):
+    if test is not None and not manifest.get("implicit") and cfg.train.objective == "rating":
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
     write_report(paths.staging, metrics, history, cfg.train.k, ratings, f"{family} on {ds}")

@@ -88,3 +88,34 @@ def test_given_split_keeps_origin(spark):
 def test_bad_split_options(cfg, test_input, has_ts, needle):
     with pytest.raises(RecsysError, match=needle):
         check_split(cfg, test_input, has_ts)
+
+
+def test_stratified_split_keeps_each_items_share(spark):
+    # Item 0: 4 rows -> 3 train, 1 test; item 1: 8 rows -> 6 / 2; item 2: one row -> test
+    # (rank 1 of 1 is above 0.75, as in the Microsoft Recommenders splitter).
+    rows = [(u, 0, u) for u in range(4)] + [(u, 1, u) for u in range(8)] + [(9, 2, 0)]
+    cfg = PrepareConfig(split="stratified", test_fraction=0.25, val_fraction=0.0, seed=42)
+    got = splits(assign_split(frame(spark, rows), cfg))
+    per_item = {i: sorted(s for (_, item), s in got.items() if item == i) for i in range(3)}
+    assert per_item == {
+        0: ["test", "train", "train", "train"],
+        1: ["test"] * 2 + ["train"] * 6,
+        2: ["test"],
+    }
+    # Validation comes out of each item's train share: 8 rows -> 2 test, 6 * 0.5 = 3 val.
+    cfg = PrepareConfig(split="stratified", test_fraction=0.25, val_fraction=0.5, seed=42)
+    item1 = [s for (_, i), s in splits(assign_split(frame(spark, rows), cfg)).items() if i == 1]
+    assert sorted(item1) == ["test"] * 2 + ["train"] * 3 + ["val"] * 3
+    # Another seed picks other rows, in the same proportions.
+    other = splits(assign_split(frame(spark, rows), PrepareConfig(split="stratified", seed=1)))
+    assert other != got
+
+
+def test_stratified_by_user(spark):
+    rows = [(u, i, i) for u in range(3) for i in range(10)]
+    cfg = PrepareConfig(split="stratified", stratify_by="user", test_fraction=0.2, val_fraction=0)
+    got = splits(assign_split(frame(spark, rows), cfg))
+    for u in range(3):
+        assert sum(s == "test" for (user, _), s in got.items() if user == u) == 2
+    with pytest.raises(RecsysError, match="prepare.stratify_by must be item or user"):
+        check_split(PrepareConfig(split="stratified", stratify_by="genre"), False, True)

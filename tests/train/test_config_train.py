@@ -25,7 +25,9 @@ def test_auto_batch_suits_the_data_size(n_train, batch):
     ("change", "needle"),
     [
         ({"model": "svd"}, "--model must be one of"),
-        ({"objective": "ranking"}, "--objective 'ranking' is not available"),
+        ({"objective": "clicks"}, "--objective must be ranking or rating, got 'clicks'"),
+        ({"loss": "hinge"}, "train.loss must be softmax or bpr"),
+        ({"negatives": -1}, "train.negatives and train.in_batch_negatives must be >= 0"),
         ({"dim": 0}, "train.dim must be >= 1"),
         ({"hidden": "64,x"}, "train.hidden must be sizes like 128,64"),
     ],
@@ -50,3 +52,14 @@ def test_compile_options_follow_replicas():
     assert compile_options(cfg, 1, 1000) == {"jit_compile": True, "steps_per_execution": 64}
     assert compile_options(cfg, 1, 10) == {"jit_compile": True, "steps_per_execution": 10}
     assert compile_options(cfg, 2, 1000) == {"jit_compile": False, "steps_per_execution": 1}
+
+
+def test_unset_settings_take_the_objectives_defaults():
+    from recsys.config import OBJECTIVE_DEFAULTS, resolve_train
+
+    for objective, defaults in OBJECTIVE_DEFAULTS.items():
+        cfg = resolve_train(TrainConfig(objective=objective))
+        assert {k: getattr(cfg, k) for k in defaults} == defaults
+    # An explicit value wins over the objective's default.
+    assert resolve_train(TrainConfig(objective="rating", l2=0.2)).l2 == 0.2
+    assert TrainConfig().objective == "ranking"

@@ -38,22 +38,32 @@ def train_cfg(root, **train):
     return load_config(root=root, train={"epochs": 4, "eval_max_users": 0, **train})
 
 
-@pytest.mark.parametrize("model", ["biased-mf", "neumf"])
-def test_train_writes_a_complete_model_run(prepared_root, model):
+@pytest.mark.parametrize(
+    ("model", "objective"),
+    [("biased-mf", "rating"), ("neumf", "rating"), ("biased-mf", "ranking"), ("ncf", "ranking")],
+)
+def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     from recsys.train.trainer import run_train
 
-    result = run_train(train_cfg(prepared_root, model=model), "2026-01-03")
+    cfg = train_cfg(prepared_root, model=model, objective=objective)
+    result = run_train(cfg, "2026-01-03")
     m = result.manifest
     assert storage.latest(prepared_root, "models") == result.path
     assert m["model_version"] == f"{model}-2026-01-03-{result.path.name[4:]}"
-    assert m["family"] == model and m["objective"] == "rating"
+    assert m["family"] == model and m["objective"] == objective
     assert m["prepared"]["ds"] == "2026-01-02"
     assert m["side_features"] > 0  # the synthetic set has genres
     assert {"tensorflow", "keras", "numpy"} <= set(m["versions"])
     metrics = json.loads((result.path / "metrics.json").read_text())
-    assert {"rmse", "mae", "ndcg@10", "map@10", "coverage@10"} <= set(metrics["test"])
+    assert {"ndcg@10", "map@10", "coverage@10", "novelty@10"} <= set(metrics["test"])
     assert {"global_mean", "biased_baseline", "most_popular"} <= set(metrics["baselines"])
-    assert metrics["test"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
+    assert "ndcg@10" in metrics["baselines"]["biased_baseline"]  # the rating baseline ranks too
+    if objective == "rating":
+        assert metrics["test"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
+    else:
+        assert "rmse" not in metrics["test"]
+        # 150 items, fewer than the 512 sampled candidates: the softmax runs over all of them.
+        assert m["training"]["ranking_loss"]["negatives"] == 0
     for name in ("report.md", "report.png", "history.json", "arrays.npz"):
         assert (result.path / name).is_file()
     assert any((result.path / "tensorboard").rglob("*tfevents*"))
@@ -80,10 +90,10 @@ class Killed(Exception):
 
 def test_killed_run_resumes(prepared_root, monkeypatch):
     """A run killed after epoch 2 leaves a backup; the next run continues from epoch 3."""
-    from recsys.train import trainer
+    from recsys.train import callbacks, trainer
 
     calls = {"n": 0}
-    original = trainer._TrainTimer
+    original = callbacks.TrainTimer
 
     class Timer(original):
         """The first run's timer dies at the end of epoch 2, as a killed process would."""
@@ -97,7 +107,7 @@ def test_killed_run_resumes(prepared_root, monkeypatch):
             if calls["n"] == 1 and epoch == 1:
                 raise Killed()
 
-    monkeypatch.setattr(trainer, "_TrainTimer", Timer)
+    monkeypatch.setattr(callbacks, "TrainTimer", Timer)
     cfg = train_cfg(prepared_root, epochs=5, patience=100)
     with pytest.raises(Killed):
         trainer.run_train(cfg, "2026-01-05")
@@ -142,7 +152,7 @@ def test_incomplete_prepared_partition(prepared_root, tmp_path):
 def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
     from recsys.train.trainer import run_train
 
-    result = run_train(train_cfg(prepared_root, epochs=1), "2026-01-06")
+    result = run_train(train_cfg(prepared_root, epochs=1, objective="rating"), "2026-01-06")
     code = main(["evaluate", "--root", prepared_root, "--set", "train.eval_max_users=0"])
     out = capsys.readouterr().out
     assert code == 0

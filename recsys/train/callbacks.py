@@ -1,0 +1,80 @@
+"""Keras callbacks of the trainer: per-epoch ranking validation and the epoch timer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from recsys import schema as S
+
+
+def item_frequencies(split_dir: Path, n_items: int) -> np.ndarray:
+    """Share of the split's rows per item: (n_items,), summing to 1."""
+    from recsys.train.data import load_split
+
+    items = load_split(split_dir, columns=(S.ITEM_IDX,))[S.ITEM_IDX]
+    counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+class RankingValidation(keras.callbacks.Callback):
+    """After each epoch, NDCG@k of the model's top-k lists on the validation split.
+
+    The model is exported to its numpy arrays and ranked by the same kernels and protocol as the
+    final evaluation (all items not rated in train are candidates), on at most ``max_users``
+    seeded validation users. Adds ``val_ndcg@k`` (and ``val_hit_rate@k``) to the epoch logs,
+    where early stopping and the history find them.
+    """
+
+    def __init__(self, prepared: Path, manifest: dict, k: int, max_users: int, seed: int):
+        super().__init__()
+        from recsys.evaluate.prepared import load_split, sample_users
+
+        self.key = f"val_ndcg@{k}"
+        self.k = k
+        self.n_users, self.n_items = manifest["n_users"], manifest["n_items"]
+        self.train = load_split(prepared, "train")
+        self.val = sample_users(load_split(prepared, "val"), max_users, seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from recsys.evaluate.protocol import evaluate_scorer
+        from recsys.score.kernels import Scorer
+
+        scorer = Scorer(self.model.export_arrays())
+        metrics = evaluate_scorer(
+            scorer.rank_scores, self.train, self.val, self.n_users, self.n_items, k=self.k
+        )
+        if logs is not None:
+            logs[self.key] = metrics[f"ndcg@{self.k}"]
+            logs[f"val_hit_rate@{self.k}"] = metrics[f"hit_rate@{self.k}"]
+
+
+class TrainTimer(keras.callbacks.Callback):
+    """Times the training part of each epoch (validation excluded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def throughput(self, rows_per_epoch: int) -> float:
+        """Rows per second over the epochs after the first (which pays for XLA compilation)."""
+        timed = self.seconds[1:] or self.seconds
+        return rows_per_epoch * len(timed) / max(sum(timed), 1e-9)

@@ -1,0 +1,204 @@
+"""The ranking objective: the loss by hand on two rows, the models' candidate scoring, and
+end to end on synthetic data (beats popularity) and on an implicit log."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from recsys import schema as S  # noqa: E402
+from recsys.cli import main  # noqa: E402
+from recsys.config import load_config  # noqa: E402
+from recsys.data.synth import shape_from_counts, synthesize  # noqa: E402
+from recsys.score.kernels import Scorer  # noqa: E402
+from recsys.train.models import MODELS  # noqa: E402
+from recsys.train.ranking import MASKED, RankingLoss  # noqa: E402
+
+N_USERS, N_ITEMS = 5, 4
+
+
+def tiny_mf(**kw):
+    """MF with 2-d factors set by hand: user u = (u, 1) / 4, item i = (1, -i) / 2."""
+    model = MODELS["mf"](N_USERS, N_ITEMS, dim=2, l2=0.1, objective="ranking", **kw)
+    model.build()
+    users = np.stack([np.arange(N_USERS), np.ones(N_USERS)], axis=1) / 4
+    items = np.stack([np.ones(N_ITEMS), -np.arange(N_ITEMS)], axis=1) / 2
+    model.user_emb.assign(users.astype(np.float32))
+    model.item_emb.assign(items.astype(np.float32))
+    return model, users, items
+
+
+def softmax_ce(logits, label):
+    logits = np.asarray(logits, np.float64)
+    return np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[label]
+
+
+def batch(users, items):
+    return {S.USER_IDX: tf.constant(users, tf.int32), S.ITEM_IDX: tf.constant(items, tf.int32)}
+
+
+def test_full_softmax_by_hand():
+    model, U, V = tiny_mf()
+    x = batch([1, 3], [2, 0])
+    got = RankingLoss(negatives=0)(model, x, tf.constant([4.0, 1.0]), 0).numpy()
+    for row, (u, i) in enumerate([(1, 2), (3, 0)]):
+        logits = U[u] @ V.T
+        penalty = 0.1 * (U[u] @ U[u] + V[i] @ V[i])
+        assert got[row] == pytest.approx(softmax_ce(logits, i) + penalty, abs=1e-5)
+
+
+def test_sampled_softmax_corrects_for_popularity_and_masks_accidental_hits():
+    model, U, V = tiny_mf()
+    freq = np.array([0.1, 0.2, 0.3, 0.4])
+    loss = RankingLoss(negatives=0, in_batch=3, item_freq=freq)
+    # Rows 0 and 2 chose the same item: each is the other's accidental hit.
+    x = batch([0, 1, 4], [1, 2, 1])
+    got = loss(model, x, tf.constant([1.0, 1.0, 1.0]), 0).numpy()
+    cand = [1, 2, 1]
+    log_q = np.log(3 * freq)  # 3 in-batch rows draw items by frequency; no uniform draws
+    for row, (u, i) in enumerate([(0, 1), (1, 2), (4, 1)]):
+        logits = [U[u] @ V[i] - log_q[i]]
+        logits += [MASKED if c == i else U[u] @ V[c] - log_q[c] for c in cand]
+        penalty = 0.1 * (U[u] @ U[u] + V[i] @ V[i])
+        assert got[row] == pytest.approx(softmax_ce(logits, 0) + penalty, abs=1e-4)
+
+
+def test_uniform_negatives_are_seeded_and_ratings_filter_or_weight_rows():
+    model, *_ = tiny_mf()
+    x = batch([0, 1, 2], [1, 2, 3])
+    ratings = tf.constant([5.0, 2.0, 4.0])
+    loss = RankingLoss(negatives=8, in_batch=0, seed=3)
+    a, b = loss(model, x, ratings, 7).numpy(), loss(model, x, ratings, 7).numpy()
+    assert np.array_equal(a, b)  # same step, same negatives
+    assert not np.array_equal(a, loss(model, x, ratings, 8).numpy())
+    liked = RankingLoss(negatives=8, seed=3, min_rating=4.0)(model, x, ratings, 7).numpy()
+    assert liked[1] == 0 and liked[0] == pytest.approx(a[0]) and liked[2] == pytest.approx(a[2])
+    weighted = RankingLoss(negatives=8, seed=3, rating_weights=True, mean_rating=2.5)
+    assert np.allclose(weighted(model, x, ratings, 7).numpy(), a * [2.0, 0.8, 1.6], atol=1e-5)
+
+
+def test_bpr_by_hand():
+    model, U, V = tiny_mf()
+    x = batch([2], [0])
+    got = RankingLoss(loss="bpr", seed=1)(model, x, tf.constant([1.0]), 5).numpy()[0]
+    penalty = 0.1 * (U[2] @ U[2] + V[0] @ V[0])
+    # The sampled negative is one of the 4 items: the loss is one of these values.
+    options = [np.log1p(np.exp(-(U[2] @ V[0] - U[2] @ V[j]))) + penalty for j in range(4)]
+    assert min(abs(got - o) for o in options) < 1e-5
+
+
+CASES = [("mf", {}), ("biased-mf", {}), ("ncf", {"hidden": (16, 8)}), ("neumf", {"hidden": (8,)})]
+
+
+@pytest.mark.parametrize(("family", "kw"), CASES)
+def test_cross_scores_equal_the_numpy_kernel(family, kw):
+    """``cross`` (what the softmax trains) ranks exactly what the scoring kernel serves."""
+    rng = np.random.default_rng(1)
+    feats = rng.integers(0, 2, (N_ITEMS, 3)).astype(np.float32)
+    model = MODELS[family](N_USERS, N_ITEMS, dim=4, item_features=feats, objective="ranking", **kw)
+    model.build()
+    for w in model.trainable_weights:
+        w.assign(rng.normal(0, 0.5, w.shape).astype(np.float32))
+    scorer = Scorer(model.export_arrays())
+    users = np.arange(N_USERS, dtype=np.int32)
+    full = model.cross(tf.constant(users), None).numpy()
+    assert np.abs(full - scorer.rank_scores(users)).max() < 1e-4
+    some = np.array([3, 0], np.int32)
+    part = model.cross(tf.constant(users), tf.constant(some)).numpy()
+    assert np.abs(part - full[:, some]).max() < 1e-5
+    # A ranking model's prediction is its logit: Keras predict = kernel scores, no sigmoid.
+    pairs = np.meshgrid(users, np.arange(N_ITEMS, dtype=np.int32), indexing="ij")
+    x = {S.USER_IDX: pairs[0].ravel(), S.ITEM_IDX: pairs[1].ravel()}
+    keras_pred = model.predict(x, verbose=0)[:, 0].reshape(N_USERS, N_ITEMS)
+    assert np.abs(keras_pred - scorer.score_block(users)).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(spark, tmp_path_factory):
+    """400 users x 300 items of planted-preference data, 25% of each item's rows held out."""
+    from recsys.prepare.job import run_prepare
+
+    base = tmp_path_factory.mktemp("ranking")
+    synthesize(base / "data", shape_from_counts(400, 300, 48_000), seed=4)
+    cfg = load_config(
+        root=str(base / "var"),
+        source={"input": str(base / "data")},
+        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.1},
+        spark={"master": "local[2]", "shuffle_partitions": 2},
+    )
+    run_prepare(cfg, "2026-02-01")
+    return str(base / "var")
+
+
+@pytest.mark.parametrize(("negatives", "in_batch"), [(0, 0), (64, 64)])
+def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negatives, in_batch):
+    """The defaults (full or sampled softmax) beat the popularity list by 10% on NDCG@10.
+
+    Measured with these defaults: 0.429 (full) and 0.432 (sampled) against 0.379 for popularity
+    and 0.194 for the rating baseline; the planted model itself reaches 0.63.
+    """
+    from recsys.train.trainer import run_train
+
+    cfg = load_config(
+        root=synthetic_root,
+        train={"eval_max_users": 0, "negatives": negatives, "in_batch_negatives": in_batch},
+    )
+    result = run_train(cfg, "2026-02-02")
+    m = result.manifest
+    assert m["objective"] == "ranking" and m["train"]["l2"] is not None
+    assert m["training"]["ranking_loss"]["negatives"] == negatives
+    test, base = m["metrics"]["test"], m["metrics"]["baselines"]
+    assert "rmse" not in test  # a ranking model's score is not a rating
+    popular, rating = base["most_popular"], base["biased_baseline"]
+    assert test["ndcg@10"] > 1.1 * popular["ndcg@10"], (test, popular)
+    assert test["recall@10"] > popular["recall@10"] and test["map@10"] > popular["map@10"]
+    assert test["ndcg@10"] > 2 * rating["ndcg@10"]
+    history = json.loads((result.path / "history.json").read_text())
+    assert len(history["val_ndcg@10"]) == m["training"]["epochs_run"]
+    assert "best validation NDCG@10" in (result.path / "report.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def implicit_root(spark, tmp_path_factory):
+    """A click log with string ids and no rating column, leave-last split."""
+    from recsys.prepare.job import run_prepare
+
+    base = tmp_path_factory.mktemp("implicit")
+    rng = np.random.default_rng(0)
+    lines = ["member,sku,when"]
+    for k in range(3000):
+        u = int(rng.integers(0, 80))
+        i = int(rng.zipf(1.5) % 120) if rng.random() < 0.5 else (u * 7 + int(rng.integers(5))) % 120
+        lines.append(f"m{u},sku-{i},{1_600_000_000 + k}")
+    (base / "clicks.csv").write_text("\n".join(lines) + "\n")
+    cfg = load_config(
+        root=str(base / "var"),
+        source={
+            "input": str(base / "clicks.csv"),
+            "user_col": "member",
+            "item_col": "sku",
+            "rating_col": "",
+            "ts_col": "when",
+        },
+        spark={"master": "local[2]", "shuffle_partitions": 2},
+    )
+    run_prepare(cfg, "2026-02-03")
+    return str(base / "var")
+
+
+def test_implicit_log_trains_directly(implicit_root, capsys):
+    code = main(["train", "--root", implicit_root, "--set", "train.epochs=3", "--ds", "2026-02-04"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "ndcg@10" in out and "rmse" not in out
+
+
+def test_implicit_log_with_rating_objective_is_one_sentence(implicit_root, capsys):
+    assert main(["train", "--root", implicit_root, "--objective", "rating"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "holds implicit events (no rating column)" in err and "--objective rating" in err
