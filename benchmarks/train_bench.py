@@ -3,9 +3,10 @@
     python benchmarks/train_bench.py --root /tmp/bench-var --batch 8192 16384 --epochs 2
 
 Needs a prepared run under --root (e.g. `recsys prepare` of `recsys data synth --shape ml-25m`).
-For each global batch size it trains ``--epochs`` epochs with the default model and prints the
-ratings per second of the epochs after the first (the first pays for XLA compilation) and the
-seconds per epoch.
+For each global batch size it trains ``--epochs`` epochs with the default model (the ranking
+objective; ``--set train.objective=rating`` for the rating model) and prints the ratings per
+second of the epochs after the first (the first pays for XLA compilation), the seconds per epoch
+(validation excluded) and the validation metric of each epoch.
 """
 
 from __future__ import annotations
@@ -42,9 +43,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             _, history, stats = fit(cfg, prepared, manifest, "2000-01-01", Path(work))
         print(
-            f"model {cfg.train.model} dim {cfg.train.dim} global batch {stats['global_batch']}: "
+            f"model {cfg.train.model} ({cfg.train.objective}) "
+            f"global batch {stats['global_batch']}: "
             f"{stats['ratings_per_second']:,} ratings/s, epoch seconds {stats['epoch_seconds']}, "
-            f"val_rmse {[round(v, 4) for v in history.get('val_rmse', [])]}"
+            f"loss {stats['ranking_loss'] or 'mse'}; "
+            + ", ".join(
+                f"{key} {[round(v, 4) for v in history[key]]}"
+                for key in ("val_rmse", "val_ndcg@10")
+                if key in history
+            )
         )
 
 

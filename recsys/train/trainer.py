@@ -246,12 +246,19 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
             ),
             **compile_options(tcfg, replicas, steps),
         )
-    callbacks, val_kwargs, monitor = [], {}, ("val_rmse" if n_val else "rmse", "min")
+    # Order matters: the backup is written first (a kill later in the epoch loses nothing), the
+    # timer stops before the ranking validation runs, early stopping reads the validator's key.
+    timer = TrainTimer()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(_checkpoint_dir(cfg.root, ds, prepared, tcfg))),
+        timer,
+    ]
+    val_kwargs, monitor = {}, ("val_rmse" if n_val else "rmse", "min")
     if tcfg.objective == "ranking":
         # Keras validates with the loss; a ranking model is judged by its top-k lists, so the
         # validation split is ranked (numpy kernels) after every epoch and early stopping
-        # follows its NDCG.
-        monitor = ("loss", "min")
+        # follows its NDCG. Without a validation split a ranking model runs all its epochs.
+        monitor = None
         if n_val:
             validator = RankingValidation(
                 prepared, manifest, tcfg.k, tcfg.eval_max_users, tcfg.seed
@@ -263,7 +270,7 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
             "validation_data": strategy.distribute_datasets_from_function(val_fn),
             "validation_steps": math.ceil(n_val / global_batch),
         }
-    if monitor[0] != "loss":  # without a validation split a ranking model runs all its epochs
+    if monitor is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor[0],
@@ -272,17 +279,12 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
                 mode=monitor[1],
             )
         )
-    callbacks += [
-        keras.callbacks.BackupAndRestore(str(_checkpoint_dir(cfg.root, ds, prepared, tcfg))),
-        keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False),
-    ]
-    train_data = strategy.distribute_datasets_from_function(train_fn)
-    timer = TrainTimer()
+    callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
     history = model.fit(
-        train_data,
+        strategy.distribute_datasets_from_function(train_fn),
         epochs=tcfg.epochs,
         steps_per_epoch=steps,
-        callbacks=[*callbacks, timer],
+        callbacks=callbacks,
         verbose=0,
         **val_kwargs,
     )
