@@ -87,11 +87,13 @@ class RecModel(keras.Model):
         self.item_freq: np.ndarray | None = None
 
     # -- building blocks ------------------------------------------------------------------
-    def _table(self, name: str, rows: int, dim: int, scale: float | None = None):
+    def _table(
+        self, name: str, rows: int, dim: int, scale: float | None = None, trainable: bool = True
+    ):
         init = keras.initializers.RandomNormal(
             stddev=self.init_scale if scale is None else scale, seed=self.seed + len(self.weights)
         )
-        return self.add_weight(name=name, shape=(rows, dim), initializer=init, trainable=True)
+        return self.add_weight(name=name, shape=(rows, dim), initializer=init, trainable=trainable)
 
     def _side_table(self, name: str, dim: int):
         """Item side features (e.g. genres, multi-hot rows normalised to sum 1) x a small table.

@@ -6,18 +6,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
-
-from recsys import schema as S
-
-
-def item_frequencies(split_dir: Path, n_items: int) -> np.ndarray:
-    """Share of the split's rows per item: (n_items,), summing to 1."""
-    from recsys.train.data import load_split
-
-    items = load_split(split_dir, columns=(S.ITEM_IDX,))[S.ITEM_IDX]
-    counts = np.bincount(items, minlength=n_items).astype(np.float64)
-    return counts / max(counts.sum(), 1.0)
 
 
 class RankingValidation(keras.callbacks.Callback):

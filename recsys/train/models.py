@@ -75,7 +75,11 @@ class BiasedMF(RecModel):
     def build(self, input_shape=None):
         self.user_emb = self._table("user_emb", self.n_users, self.dim)
         self.item_emb = self._table("item_emb", self.n_items, self.dim)
-        self.user_bias = self._table("user_bias", self.n_users, 1, scale=0.0)
+        # A softmax over one user's items cannot see a per-user constant: under the ranking
+        # objective the user bias would only collect float noise (which Adam blows up), so it
+        # stays a frozen zero there.
+        rating = self.objective == "rating"
+        self.user_bias = self._table("user_bias", self.n_users, 1, scale=0.0, trainable=rating)
         self.item_bias = self._table("item_bias", self.n_items, 1, scale=0.0)
         self.side = self._side_table("side_emb", self.dim)
         self.built = True

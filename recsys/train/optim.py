@@ -91,7 +91,7 @@ class SparseRowAdagrad(keras.optimizers.Optimizer):
         elif is_table(variable) and isinstance(gradient, tf.IndexedSlices):
             self._lazy_adam_step(gradient, variable, *slots, learning_rate)
         elif is_table(variable):
-            self._adam_step(gradient, variable, *slots, learning_rate)
+            self._masked_adam_step(gradient, variable, *slots, learning_rate)
         else:
             self._adam_step(gradient, variable, *slots, self.dense_learning_rate)
 
@@ -126,6 +126,20 @@ class SparseRowAdagrad(keras.optimizers.Optimizer):
         self.assign_add(v, (tf.square(gradient) - v) * (1 - b2))
         alpha = self._alpha(learning_rate, variable.dtype)
         self.assign_sub(variable, alpha * m / (tf.sqrt(v) + self.epsilon))
+
+    def _masked_adam_step(self, gradient, variable, m, v, learning_rate):
+        """Lazy Adam for a dense table gradient (a full softmax, or the cross-replica sum that
+        ``MirroredStrategy`` may densify): rows whose gradient is all zero keep their moments
+        and do not move, exactly as the sparse path leaves untouched rows."""
+        touched = tf.reduce_any(gradient != 0, axis=1, keepdims=True)  # (rows, 1)
+        b1, b2 = self.beta_1, self.beta_2
+        m_new = tf.where(touched, m * b1 + gradient * (1 - b1), m)
+        v_new = tf.where(touched, v * b2 + tf.square(gradient) * (1 - b2), v)
+        self.assign(m, m_new)
+        self.assign(v, v_new)
+        alpha = self._alpha(learning_rate, variable.dtype)
+        step = alpha * m_new / (tf.sqrt(v_new) + self.epsilon)
+        self.assign_sub(variable, tf.where(touched, step, tf.zeros_like(step)))
 
     def _lazy_adam_step(self, gradient, variable, m, v, learning_rate):
         """Adam on the rows the batch touched; the other rows and their moments stay as they are."""

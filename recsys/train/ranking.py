@@ -34,9 +34,31 @@ import tensorflow as tf
 from keras import ops
 
 from recsys import schema as S
+from recsys.errors import RecsysError
 
 # The loss of a masked candidate: far below any real logit, finite so no NaN can appear.
 MASKED = -1e9
+
+
+def item_frequencies(items: np.ndarray, n_items: int) -> np.ndarray:
+    """Share of rows per item, ``(n_items,)`` summing to 1: how in-batch negatives are drawn."""
+    counts = np.bincount(items, minlength=n_items).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def check_positives(ratings: np.ndarray, min_rating: float, where: str) -> int:
+    """Number of train rows that count as choices; none is an error in one sentence."""
+    if math.isnan(min_rating):
+        n = int(ratings.size)
+    else:
+        n = int(np.count_nonzero(ratings >= min_rating))
+    if n == 0:
+        top = f"{float(ratings.max()):g}" if ratings.size else "none"
+        raise RecsysError(
+            f"train.min_rating={min_rating:g} leaves no train row of {where} as a positive "
+            f"(highest rating: {top}); lower it or leave it unset"
+        )
+    return n
 
 
 @dataclass

@@ -189,9 +189,10 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     """Train; returns the model, Keras history, the global batch and ratings/s."""
     import tensorflow as tf
 
-    from recsys.train.callbacks import RankingValidation, TrainTimer, item_frequencies
-    from recsys.train.data import ratings_dataset
+    from recsys.train.callbacks import RankingValidation, TrainTimer
+    from recsys.train.data import load_split, ratings_dataset
     from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.strategy import make_strategy
 
     tcfg = resolve_train(cfg.train)
@@ -234,10 +235,12 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     if tcfg.objective == "ranking":
         ranking = ranking_settings(tcfg, manifest, per_replica)
         log.info("ranking loss %s", ranking)
+        train_rows = load_split(ratings / "split=train", columns=(S.ITEM_IDX, S.RATING))
+        check_positives(train_rows[S.RATING], tcfg.min_rating, f"the prepared run {prepared}")
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
         if ranking is not None:
-            model.item_freq = item_frequencies(ratings / "split=train", manifest["n_items"])
+            model.item_freq = item_frequencies(train_rows[S.ITEM_IDX], manifest["n_items"])
         model.compile(
             optimizer=SparseRowAdagrad(
                 table_learning_rate(tcfg.learning_rate, global_batch, tcfg.table_optimizer),

@@ -13,7 +13,6 @@ tf = pytest.importorskip("tensorflow")
 from recsys import schema as S  # noqa: E402
 from recsys.cli import main  # noqa: E402
 from recsys.config import load_config  # noqa: E402
-from recsys.data.synth import shape_from_counts, synthesize  # noqa: E402
 from recsys.score.kernels import Scorer  # noqa: E402
 from recsys.train.models import MODELS  # noqa: E402
 from recsys.train.ranking import MASKED, RankingLoss  # noqa: E402
@@ -118,20 +117,11 @@ def test_cross_scores_equal_the_numpy_kernel(family, kw):
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(spark, tmp_path_factory):
+def synthetic_root(spark, tmp_path_factory, synthetic_run):
     """400 users x 300 items of planted-preference data, 25% of each item's rows held out."""
-    from recsys.prepare.job import run_prepare
-
     base = tmp_path_factory.mktemp("ranking")
-    synthesize(base / "data", shape_from_counts(400, 300, 48_000), seed=4)
-    cfg = load_config(
-        root=str(base / "var"),
-        source={"input": str(base / "data")},
-        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.1},
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, "2026-02-01")
-    return str(base / "var")
+    stratified = {"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.1}
+    return synthetic_run(base, (400, 300, 48_000), 4, "2026-02-01", **stratified)
 
 
 @pytest.mark.parametrize(("negatives", "in_batch"), [(0, 0), (64, 64)])
@@ -202,3 +192,11 @@ def test_implicit_log_with_rating_objective_is_one_sentence(implicit_root, capsy
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "holds implicit events (no rating column)" in err and "--objective rating" in err
+
+
+def test_min_rating_that_leaves_no_positive_is_one_sentence(synthetic_root, capsys):
+    code = main(["train", "--root", synthetic_root, "--set", "train.min_rating=6"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("recsys train: error: train.min_rating=6 leaves no train row")
+    assert "highest rating: 5" in err and err.count("\n") == 0

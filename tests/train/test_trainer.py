@@ -11,7 +11,6 @@ import pytest
 from recsys import storage
 from recsys.cli import main
 from recsys.config import load_config
-from recsys.data.synth import shape_from_counts, synthesize
 from recsys.errors import RecsysError
 from recsys.score.kernels import Scorer
 
@@ -19,19 +18,9 @@ pytest.importorskip("tensorflow")
 
 
 @pytest.fixture(scope="module")
-def prepared_root(spark, tmp_path_factory):
+def prepared_root(spark, tmp_path_factory, synthetic_run):
     """A prepared leave-last run of 120 users x 150 items (module-scoped: Spark is slow)."""
-    from recsys.prepare.job import run_prepare
-
-    base = tmp_path_factory.mktemp("train")
-    synthesize(base / "data", shape_from_counts(120, 150, 6000), seed=1)
-    cfg = load_config(
-        root=str(base / "var"),
-        source={"input": str(base / "data")},
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, "2026-01-02")
-    return str(base / "var")
+    return synthetic_run(tmp_path_factory.mktemp("train"), (120, 150, 6000), 1, "2026-01-02")
 
 
 def train_cfg(root, **train):

@@ -1,0 +1,34 @@
+"""Prepared synthetic runs for the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recsys.config import load_config
+from recsys.data.synth import shape_from_counts, synthesize
+
+
+def prepare_synthetic(
+    base: Path, counts: tuple[int, int, int], seed: int, ds: str, **prepare: Any
+) -> str:
+    """Synthesise ``(users, items, ratings)`` under ``base`` and prepare it; returns the root."""
+    from recsys.prepare.job import run_prepare
+
+    synthesize(base / "data", shape_from_counts(*counts), seed=seed)
+    cfg = load_config(
+        root=str(base / "var"),
+        source={"input": str(base / "data")},
+        prepare=prepare,
+        spark={"master": "local[2]", "shuffle_partitions": 2},
+    )
+    run_prepare(cfg, ds)
+    return str(base / "var")
+
+
+@pytest.fixture(scope="session")
+def synthetic_run():
+    """``prepare_synthetic`` for module-scoped fixtures (which cannot import a conftest)."""
+    return prepare_synthetic
