@@ -3,7 +3,7 @@
     recsys data download ml-latest-small --dest data/
     recsys data synth --shape ml-latest-small --dest data/synth
     recsys prepare --input data/ml-latest-small --root var/
-    recsys demo            # download (or synthesise) + prepare: what `make run` calls
+    recsys demo            # download (or synthesise) + prepare + train: what `make run` calls
 
 Errors a user can cause print one sentence and exit with status 2.
 """
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ev)
 
     demo = sub.add_parser(
-        "demo", help="download ml-latest-small (or synthesise it offline) and prepare it"
+        "demo", help="download ml-latest-small (or synthesise it offline), prepare it, train"
     )
     demo.add_argument("--dataset", default="ml-latest-small", help="MovieLens release to use")
     demo.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -340,7 +340,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Download (or synthesise when offline) a MovieLens set and prepare it: `make run`."""
+    """Download (or synthesise when offline) a MovieLens set, prepare it, train: `make run`."""
     from recsys.data.synth import synthesize
     from recsys.prepare.job import run_prepare
 
@@ -362,7 +362,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, root=args.root, source={"input": str(source)})
     result = run_prepare(cfg, args.ds)
     print_prepare_summary(result.manifest, result.path)
-    print("Training, scoring and the Airflow DAG are not built yet: this run stops after prepare.")
+    from recsys.train.trainer import run_train
+
+    print(f"training the default model ({cfg.train.model}, {cfg.train.objective} objective)...")
+    model = run_train(cfg, args.ds)
+    print_metrics(model.manifest["metrics"], cfg.train.k, model.manifest["model_version"])
+    print(f"model written to {model.path}")
+    print("Scoring every unseen pair and the Airflow DAG are not built yet: this run stops here.")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`make run` end to end: no network -> synthesise ml-latest-small -> prepare -> summary."""
+"""`make run` end to end: no network -> synthesise ml-latest-small -> prepare -> train."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from recsys.cli import main
 
 
 @pytest.mark.slow
-def test_demo_offline_synthesises_and_prepares(spark, tmp_path, capsys, monkeypatch):
+def test_demo_offline_synthesises_prepares_and_trains(spark, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RECSYS_MOVIELENS_URL", "http://127.0.0.1:9/")  # nothing listens there
     code = main(
         [
@@ -24,7 +24,12 @@ def test_demo_offline_synthesises_and_prepares(spark, tmp_path, capsys, monkeypa
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "synthesising" in out and "stops after prepare" in out
+    assert "synthesising" in out and "this run stops here" in out
+    # The default ranking model was trained and beats the popularity list it is printed next to.
+    model = storage.read_manifest(storage.latest(str(tmp_path / "var"), "models"))
+    assert model["objective"] == "ranking" and "ndcg@10" in out
+    metrics = model["metrics"]
+    assert metrics["test"]["ndcg@10"] > metrics["baselines"]["most_popular"]["ndcg@10"]
     folder = storage.latest(str(tmp_path / "var"), "prepared")
     manifest = storage.read_manifest(folder)
     assert manifest["n_users"] == 610 and manifest["quarantine"]["total"] == 0
@@ -41,6 +46,8 @@ def test_demo_offline_synthesises_and_prepares(spark, tmp_path, capsys, monkeypa
                 str(tmp_path / "var"),
                 "--ds",
                 "2026-01-02",
+                "--set",
+                "train.epochs=1",
             ]
         )
         == 0
