@@ -151,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(train)
 
+    sc = sub.add_parser("score", help="top-N unseen items of every user (Spark, numpy kernels)")
+    sc.add_argument("--ds", default=None, help="run date of the table (default: today, UTC)")
+    sc.add_argument("--run", default=None, help="run id (default: a UTC timestamp)")
+    sc.add_argument("--model-ds", default=None, help="model ds (default: models/_LATEST)")
+    sc.add_argument("--model-run", default=None, help="model run id")
+    sc.add_argument("--top", type=int, default=10, help="items per user (10)")
+    sc.add_argument(
+        "--min-item-ratings", type=int, default=0, help="never recommend rarer items (0 = off)"
+    )
+    _common(sc)
+
     ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
     ev.add_argument("--ds", default=None, help="model run date (default: the latest model)")
     ev.add_argument("--run", default=None, help="model run id")
@@ -275,6 +286,27 @@ def print_metrics(metrics: dict, k: int, title: str) -> None:
     Console().print(table)
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from recsys.score.job import run_score
+
+    cfg = load_config(args.config, args.overrides, root=args.root)
+    result = run_score(
+        cfg,
+        args.ds,
+        args.run,
+        args.model_ds,
+        args.model_run,
+        n=args.top,
+        min_item_ratings=args.min_item_ratings,
+    )
+    m = result.manifest
+    print(
+        f"{m['rows']:,} recommendations ({m['rows_by_source']}) from {m['model_version']} "
+        f"written to {result.path} in {m['seconds']}s (not yet published)"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import storage
     from recsys.evaluate.prepared import evaluate_prepared
@@ -382,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "train": cmd_train,
         "evaluate": cmd_evaluate,
+        "score": cmd_score,
     }
     try:
         return handlers[args.command](args)

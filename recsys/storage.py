@@ -109,13 +109,18 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def commit(paths: RunPaths, manifest: dict[str, Any]) -> Path:
-    """Publish a finished staging folder: rename, write the manifest last, move the pointers."""
+def commit(paths: RunPaths, manifest: dict[str, Any], move_table_latest: bool = True) -> Path:
+    """Publish a finished staging folder: rename, write the manifest last, move the pointers.
+
+    ``move_table_latest=False`` leaves the table's ``_LATEST`` alone (recommendations: only
+    ``publish`` moves it, after validation); the ds pointer still names the new run.
+    """
     os.replace(paths.staging, paths.final)
     _write_json_atomic(paths.final / MANIFEST, manifest)
     pointer = {"ds": paths.ds, "run": paths.run, "path": str(paths.final)}
     _write_json_atomic(paths.ds_dir / LATEST, pointer)
-    _write_json_atomic(paths.table_dir / LATEST, pointer)
+    if move_table_latest:
+        _write_json_atomic(paths.table_dir / LATEST, pointer)
     return paths.final
 
 

@@ -119,7 +119,7 @@ def _take_rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return a if rows.size == a.shape[0] else a[rows]
 
 
-def _select_top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def select_top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` best items per row, best first; ties go to the lower item id.
 
     ``-inf`` marks a non-candidate: it is never returned, and rows with fewer than ``k``
@@ -226,7 +226,7 @@ def top_k(
             lo, hi = exclude.indptr[start], exclude.indptr[stop]
             rows = np.repeat(np.arange(users.size), np.diff(exclude.indptr[start : stop + 1]))
             scores[rows, exclude.indices[lo:hi]] = -np.inf
-        out[start:stop] = _select_top_k(scores, k)
+        out[start:stop] = select_top_k(scores, k)
         log.debug("top_k: users %d-%d of %d", start, stop, n_users)
     return out
 

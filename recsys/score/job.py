@@ -1,0 +1,203 @@
+"""The scoring step: every user's top-N unseen items, as a Spark job (``recsys score``).
+
+The Spark side is thin. One row per user carries the user's seen items (every split) as an array;
+``mapInPandas`` hands a batch of such rows to ``top_n_block``, which scores the block against all
+items in numpy; the model's arrays are loaded once per Python worker (``_scorer``), never once per
+batch, and (user, item) pairs are never rows. Users the model has no training rows for get the
+popularity list (``source = popular``). The table is written under a staging name and committed
+with its manifest last; ``recommendations/_LATEST`` is moved only by ``recsys publish``.
+
+Output columns (``recommendations/ds=<ds>/run=<run>/``): user_id, rank (1..N), item_id, score,
+source, model_version, title.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys import schema as S
+from recsys import storage
+from recsys.config import Config
+from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
+
+RANK, SCORE, SOURCE, MODEL_VERSION = "rank", "score", "source", "model_version"
+SEEN = "seen"
+_SCORERS: dict[str, Any] = {}  # artifact path -> Scorer, one per Python worker
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _scorer(path: str):
+    from recsys.score.kernels import Scorer
+
+    if path not in _SCORERS:
+        _SCORERS.clear()
+        _SCORERS[path] = Scorer.load(path)
+    return _SCORERS[path]
+
+
+def load_artifact(model_dir: Path, prepared_manifest: dict[str, Any]):
+    """The model's numpy arrays, checked against the prepared run, or one clear sentence."""
+    from recsys.score.kernels import Scorer
+
+    path = model_dir / "arrays.npz"
+    if not path.is_file():
+        raise RecsysError(f"{path} is missing; re-run `recsys train` for this model run")
+    try:
+        scorer = Scorer.load(path)
+        n_items = scorer.n_items
+    except Exception as err:  # a truncated or foreign file: zip, pickle or key errors
+        raise RecsysError(f"{path} is not a readable model artifact ({err}); re-train") from None
+    if n_items != prepared_manifest["n_items"]:
+        raise RecsysError(
+            f"the model in {model_dir} scores {n_items} items but the prepared run has "
+            f"{prepared_manifest['n_items']}; score with the prepared run it was trained on"
+        )
+    return scorer
+
+
+def score_partitions(artifact: str, n: int, excluded: list[int]):
+    """``mapInPandas`` function: (user_idx, seen) batches -> (user_idx, rank, item_idx, score)."""
+    import pandas as pd
+
+    from recsys.score.topn import top_n_block
+
+    def run(batches):
+        for batch in batches:
+            scorer = _scorer(artifact)
+            mask = None
+            if excluded:
+                mask = np.zeros(scorer.n_items, dtype=bool)
+                mask[excluded] = True
+            users = batch[S.USER_IDX].to_numpy()
+            seen = [np.asarray(s, np.int64) for s in batch[SEEN]]
+            items, scores = top_n_block(scorer, users, seen, n, mask)  # (b, n)
+            keep = items >= 0
+            rows = np.nonzero(keep)[0]
+            yield pd.DataFrame(
+                {
+                    S.USER_IDX: users[rows].astype(np.int32),
+                    RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
+                    S.ITEM_IDX: items[keep].astype(np.int32),
+                    SCORE: scores[keep].astype(np.float32),
+                }
+            )
+
+    return run
+
+
+def run_score(
+    cfg: Config,
+    ds: str | None = None,
+    run: str | None = None,
+    model_ds: str | None = None,
+    model_run: str | None = None,
+    n: int = 10,
+    min_item_ratings: int = 0,
+    users_per_batch: int = 1024,
+) -> ScoreResult:
+    """Score every user of the model's prepared run; commit ``recommendations/ds=/run=``."""
+    from pyspark.sql import functions as F
+
+    from recsys.spark import get_spark
+
+    started = time.time()
+    if n < 1:
+        raise RecsysError(f"--top must be at least 1, got {n}")
+    ds = storage.check_ds(ds or storage.today_utc())
+    model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
+    model = storage.read_manifest(model_dir)
+    prepared_dir = Path(model["prepared"]["path"])
+    prepared = storage.read_manifest(prepared_dir)
+    load_artifact(model_dir, prepared)  # fail here, in the driver, in one sentence
+    spark = get_spark(cfg.spark, "recsys-score")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))
+
+    ratings = spark.read.parquet(str(prepared_dir / "ratings"))
+    items = spark.read.parquet(str(prepared_dir / "items"))
+    users = spark.read.parquet(str(prepared_dir / "users"))
+    counts = ratings.groupBy(S.ITEM_IDX).count()
+    excluded = []
+    if min_item_ratings > 0:
+        rare = counts.where(F.col("count") < min_item_ratings).select(S.ITEM_IDX)
+        excluded = sorted(r[0] for r in rare.collect())
+    trained = ratings.where(F.col(S.SPLIT) == "train").select(S.USER_IDX).distinct()
+    seen = ratings.groupBy(S.USER_IDX).agg(F.collect_list(S.ITEM_IDX).alias(SEEN))
+    modelled = seen.join(trained, S.USER_IDX, "left_semi")
+    schema = f"{S.USER_IDX} int, {RANK} int, {S.ITEM_IDX} int, {SCORE} float"
+    scored = modelled.mapInPandas(
+        score_partitions(str(model_dir / "arrays.npz"), n, excluded), schema
+    ).withColumn(SOURCE, F.lit("model"))
+
+    # Users with no training rows: the most popular training items they have not seen.
+    popular = _popular(spark, ratings, seen, trained, n, excluded)
+    table = (
+        scored.unionByName(popular)
+        .join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
+        .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
+        .withColumn(MODEL_VERSION, F.lit(model["model_version"]))
+        .select(S.USER_ID, RANK, S.ITEM_ID, SCORE, SOURCE, MODEL_VERSION, S.TITLE)
+    )
+    paths = storage.new_run(cfg.root, "recommendations", ds, run)
+    table.repartition(max(1, cfg.spark.shuffle_partitions)).write.parquet(
+        str(paths.staging / "table")
+    )
+    written = spark.read.parquet(str(paths.staging / "table"))
+    by_source = {r[SOURCE]: r["count"] for r in written.groupBy(SOURCE).count().collect()}
+    manifest = {
+        "table": "recommendations",
+        "ds": ds,
+        "run": paths.run,
+        "top_n": n,
+        "model": {"ds": model["ds"], "run": model["run"], "path": str(model_dir)},
+        "model_version": model["model_version"],
+        "prepared": model["prepared"],
+        "rows": int(sum(by_source.values())),
+        "rows_by_source": by_source,
+        "excluded_items": len(excluded),
+        "min_item_ratings": min_item_ratings,
+        "seconds": round(time.time() - started, 1),
+    }
+    final = storage.commit(paths, manifest, move_table_latest=False)
+    log.info("scored %s -> %s", model["model_version"], final)
+    return ScoreResult(final, manifest)
+
+
+def _popular(spark, ratings, seen, trained, n, excluded):
+    """Top-N training items by count for users without training rows, minus what they saw."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    train = ratings.where(F.col(S.SPLIT) == "train")
+    counts = train.groupBy(S.ITEM_IDX).count()
+    if excluded:
+        counts = counts.where(~F.col(S.ITEM_IDX).isin(excluded))
+    cold = seen.join(trained, S.USER_IDX, "left_anti")
+    # A cold user saw at most their held-out rows, so the top (n + seen) items always suffice.
+    limit = n + int(cold.select(F.max(F.size(SEEN))).first()[0] or 0)
+    top = counts.orderBy(F.col("count").desc(), S.ITEM_IDX).limit(limit)
+    pairs = cold.crossJoin(F.broadcast(top)).where(~F.array_contains(SEEN, F.col(S.ITEM_IDX)))
+    order = Window.partitionBy(S.USER_IDX).orderBy(F.col("count").desc(), S.ITEM_IDX)
+    return (
+        pairs.withColumn(RANK, F.row_number().over(order))
+        .where(F.col(RANK) <= n)
+        .select(
+            F.col(S.USER_IDX).cast("int"),
+            F.col(RANK).cast("int"),
+            F.col(S.ITEM_IDX).cast("int"),
+            F.col("count").cast("float").alias(SCORE),
+            F.lit("popular").alias(SOURCE),
+        )
+    )

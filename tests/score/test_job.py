@@ -1,0 +1,117 @@
+"""The Spark scoring job on a small log: exact top-N, popularity for cold users, bad artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from recsys import schema as S  # noqa: E402
+from recsys import storage  # noqa: E402
+from recsys.config import load_config  # noqa: E402
+from recsys.errors import RecsysError  # noqa: E402
+from recsys.score.kernels import Scorer  # noqa: E402
+
+TOP = 5
+
+
+@pytest.fixture(scope="module")
+def scored(spark, tmp_path_factory):
+    """60 users x 40 items, plus user 999 whose one rating (of an item no one else rated) is
+    held out: the model never saw them, so they get the popularity list."""
+    from recsys.prepare.job import run_prepare
+    from recsys.score.job import run_score
+    from recsys.train.trainer import run_train
+
+    base = tmp_path_factory.mktemp("score")
+    rng = np.random.default_rng(0)
+    pairs = {(int(u), int(rng.zipf(1.3) % 40)) for u in rng.integers(0, 60, 1500)}
+    lines = ["user_id,item_id,rating,timestamp"]
+    lines += [f"{u},{i},{rng.integers(1, 6)},{1000 + k}" for k, (u, i) in enumerate(sorted(pairs))]
+    lines.append("999,777,5,5000")
+    (base / "log.csv").write_text("\n".join(lines) + "\n")
+    cfg = load_config(
+        root=str(base / "var"),
+        source={"input": str(base / "log.csv")},
+        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.0},
+        train={"epochs": 2, "dim": 8, "eval_max_users": 0},
+        spark={"master": "local[2]", "shuffle_partitions": 2},
+    )
+    run_prepare(cfg, "2026-03-01")
+    model = run_train(cfg, "2026-03-01")
+    result = run_score(cfg, "2026-03-02", n=TOP)
+    table = pq.read_table(result.path / "table").to_pandas()
+    return cfg, model.path, result, table
+
+
+def test_every_user_gets_the_exact_top_n(scored):
+    cfg, model_dir, result, table = scored
+    prepared = storage.resolve(cfg.root, "prepared")
+    manifest = storage.read_manifest(prepared)
+    users = pq.read_table(prepared / "users").to_pandas().set_index(S.USER_ID)[S.USER_IDX]
+    items = pq.read_table(prepared / "items").to_pandas()
+    item_idx = items.set_index(S.ITEM_ID)[S.ITEM_IDX]
+    ratings = pq.read_table(prepared / "ratings").to_pandas()
+    seen = ratings.groupby(S.USER_IDX)[S.ITEM_IDX].apply(set).to_dict()
+    arrays = Scorer.load(model_dir / "arrays.npz").arrays
+    # float64 brute force of every pair (biased-mf ranking: dot + item bias)
+    full = arrays["user_factors"].astype(np.float64) @ arrays["item_factors"].astype(np.float64).T
+    full += arrays["item_bias"].astype(np.float64)[None, :]
+    assert table[S.USER_ID].nunique() == manifest["n_users"]  # every user is present
+    model_rows = table[table["source"] == "model"]
+    for user_id, rows in model_rows.groupby(S.USER_ID):
+        u = users[user_id]
+        rows = rows.sort_values("rank")
+        assert rows["rank"].tolist() == list(range(1, TOP + 1))
+        got = [item_idx[i] for i in rows[S.ITEM_ID]]
+        cands = [i for i in range(manifest["n_items"]) if i not in seen[u]]
+        assert got == sorted(cands, key=lambda i: (-full[u, i], i))[:TOP]
+        assert np.allclose(rows["score"], full[u, got], atol=1e-4)
+    assert set(table["model_version"]) == {storage.read_manifest(model_dir)["model_version"]}
+    titles = items.set_index(S.ITEM_ID)[S.TITLE]  # a bare log has no titles: all missing
+    got, want = table[S.TITLE].to_numpy(), titles[table[S.ITEM_ID]].to_numpy()
+    assert ((got == want) | (pd.isna(got) & pd.isna(want))).all()
+
+
+def test_cold_user_gets_the_popularity_list(scored):
+    cfg, _, result, table = scored
+    cold = table[table[S.USER_ID] == 999].sort_values("rank")
+    assert set(cold["source"]) == {"popular"} and len(cold) == TOP
+    prepared = storage.resolve(cfg.root, "prepared")
+    ratings = pq.read_table(prepared / "ratings").to_pandas()
+    train = ratings[ratings[S.SPLIT] == "train"]
+    counts = train.groupby(S.ITEM_IDX).size()
+    order = sorted(counts.index, key=lambda i: (-counts[i], i))[:TOP]
+    items = pq.read_table(prepared / "items").to_pandas().set_index(S.ITEM_IDX)[S.ITEM_ID]
+    assert cold[S.ITEM_ID].tolist() == [items[i] for i in order]
+    n_model_users = table.loc[table["source"] == "model", S.USER_ID].nunique()
+    assert result.manifest["rows_by_source"] == {"model": TOP * n_model_users, "popular": TOP}
+
+
+def test_table_is_committed_but_not_published(scored):
+    cfg, _, result, _ = scored
+    assert (result.path / "manifest.json").is_file()
+    assert storage.resolve(cfg.root, "recommendations", "2026-03-02") == result.path
+    with pytest.raises(RecsysError, match="no complete recommendations run"):
+        storage.latest(cfg.root, "recommendations")  # only `recsys publish` moves _LATEST
+    assert json.loads((result.path / "manifest.json").read_text())["top_n"] == TOP
+
+
+def test_bad_artifacts_are_one_sentence(scored, tmp_path):
+    from recsys.score.job import load_artifact
+
+    cfg, model_dir, _, _ = scored
+    prepared = storage.read_manifest(storage.resolve(cfg.root, "prepared"))
+    with pytest.raises(RecsysError, match="arrays.npz is missing"):
+        load_artifact(tmp_path, prepared)
+    (tmp_path / "arrays.npz").write_bytes(b"not a zip")
+    with pytest.raises(RecsysError, match="is not a readable model artifact"):
+        load_artifact(tmp_path, prepared)
+    other = {**prepared, "n_items": prepared["n_items"] + 1}
+    with pytest.raises(RecsysError, match="scores .* items but the prepared run has"):
+        load_artifact(model_dir, other)
