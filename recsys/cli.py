@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(sc)
 
+    pub = sub.add_parser(
+        "publish", help="validate a scored table and make it recommendations/_LATEST"
+    )
+    pub.add_argument("--ds", default=None, help="ds of the table (default: today, UTC)")
+    pub.add_argument("--run", default=None, help="run id (default: the newest run of --ds)")
+    _common(pub)
+
     ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
     ev.add_argument("--ds", default=None, help="model run date (default: the latest model)")
     ev.add_argument("--run", default=None, help="model run id")
@@ -307,6 +314,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from recsys.score.publish import publish
+
+    cfg = load_config(args.config, args.overrides, root=args.root)
+    out = publish(cfg.root, args.ds, args.run)
+    print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import storage
     from recsys.evaluate.prepared import evaluate_prepared
@@ -415,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "score": cmd_score,
+        "publish": cmd_publish,
     }
     try:
         return handlers[args.command](args)

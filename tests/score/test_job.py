@@ -115,3 +115,64 @@ def test_bad_artifacts_are_one_sentence(scored, tmp_path):
     other = {**prepared, "n_items": prepared["n_items"] + 1}
     with pytest.raises(RecsysError, match="scores .* items but the prepared run has"):
         load_artifact(model_dir, other)
+
+
+def test_publish_validates_then_moves_latest(scored, capsys):
+    from recsys.cli import main
+
+    cfg, _, result, _ = scored
+    assert main(["publish", "--root", cfg.root, "--ds", "2026-03-02"]) == 0
+    assert "published" in capsys.readouterr().out
+    assert storage.latest(cfg.root, "recommendations") == result.path
+
+
+@pytest.mark.parametrize(
+    ("tamper", "check"),
+    [
+        ("seen", "seen items"),
+        ("drop_user", "missing users"),
+        ("rank", "ranks"),
+        ("score", "scores"),
+        ("short", "list length"),
+    ],
+)
+def test_publish_refuses_a_bad_table(scored, tamper, check, capsys):
+    import shutil
+
+    from recsys.cli import main
+
+    cfg, _, result, table = scored
+    before = storage.resolve(cfg.root, "recommendations", "2026-03-02")
+    bad = table.copy()
+    first_user = bad.loc[bad["source"] == "model", S.USER_ID].iloc[0]
+    rows = bad[bad[S.USER_ID] == first_user].sort_values("rank").index  # rank 1 .. TOP
+    if tamper == "seen":
+        prepared = storage.resolve(cfg.root, "prepared")
+        rated = pq.read_table(prepared / "ratings").to_pandas()
+        users = pq.read_table(prepared / "users").to_pandas().set_index(S.USER_ID)[S.USER_IDX]
+        items = pq.read_table(prepared / "items").to_pandas().set_index(S.ITEM_IDX)[S.ITEM_ID]
+        seen_item = rated.loc[rated[S.USER_IDX] == users[first_user], S.ITEM_IDX].iloc[0]
+        bad.loc[rows[0], S.ITEM_ID] = items[seen_item]
+    elif tamper == "drop_user":
+        bad = bad.drop(rows)
+    elif tamper == "rank":
+        bad.loc[rows[0], "rank"] = 7
+    elif tamper == "score":
+        bad.loc[rows[-1], "score"] = bad.loc[rows, "score"].max() + 1
+    else:
+        bad = bad.drop(rows[-1])
+    folder = result.path.parent / f"run=bad-{tamper}"
+    shutil.copytree(result.path, folder)
+    shutil.rmtree(folder / "table")
+    (folder / "table").mkdir()
+    bad.to_parquet(folder / "table" / "part-0.parquet")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "run": f"bad-{tamper}"}))
+    code = main(["publish", "--root", cfg.root, "--ds", "2026-03-02", "--run", f"bad-{tamper}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert f"failed the {check} check for 1 user(s)" in err and err.count("\n") == 0
+    assert "it was not published" in err
+    # _LATEST still names whatever it named before (nothing, or the good table).
+    latest = storage.resolve(cfg.root, "recommendations", "2026-03-02")
+    assert latest == before

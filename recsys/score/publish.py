@@ -1,0 +1,100 @@
+"""``recsys publish``: validate a recommendations table, then point ``_LATEST`` at it.
+
+A table that fails a check is never published, and the error says which check failed and for how
+many users. The checks (on the table and the prepared run it was scored from):
+
+* ``unknown ids``: every user_id and item_id exists in the prepared users / items tables;
+* ``missing users``: every user of the prepared run has a list;
+* ``ranks``: each user's ranks are exactly 1..len(list);
+* ``list length``: N rows per user, fewer only when the user has fewer unseen candidates;
+* ``seen items``: no item the user rated (in any split) is recommended;
+* ``scores``: scores do not increase with the rank.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from recsys import schema as S
+from recsys import storage
+from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
+
+
+def _frame(folder: Path, columns: list[str]) -> pd.DataFrame:
+    return pq.read_table(folder, columns=columns).to_pandas()
+
+
+def validate(run_dir: Path) -> dict[str, int]:
+    """Check the table of a committed scoring run; returns counts, raises on the first failure."""
+    manifest = storage.read_manifest(run_dir)
+    n = int(manifest["top_n"])
+    prepared = Path(manifest["prepared"]["path"])
+    table = _frame(run_dir / "table", [S.USER_ID, "rank", S.ITEM_ID, "score"])
+    users = _frame(prepared / "users", [S.USER_ID, S.USER_IDX])
+    items = _frame(prepared / "items", [S.ITEM_ID, S.ITEM_IDX])
+    ratings = _frame(prepared / "ratings", [S.USER_IDX, S.ITEM_IDX])
+    n_items = len(items) - int(manifest.get("excluded_items", 0))
+
+    def fail(check: str, bad_users: int, detail: str) -> None:
+        raise RecsysError(
+            f"{run_dir} failed the {check} check for {bad_users} user(s): {detail}; "
+            "it was not published"
+        )
+
+    u_idx = table[S.USER_ID].map(users.set_index(S.USER_ID)[S.USER_IDX])
+    i_idx = table[S.ITEM_ID].map(items.set_index(S.ITEM_ID)[S.ITEM_IDX])
+    unknown = u_idx.isna() | i_idx.isna()
+    if unknown.any():
+        fail("unknown ids", table.loc[unknown, S.USER_ID].nunique(), "ids not in the prepared run")
+    table = table.assign(u=u_idx.astype(np.int64), i=i_idx.astype(np.int64))
+    missing = len(users) - table["u"].nunique()
+    if missing:
+        fail("missing users", missing, "prepared users without a list")
+    table = table.sort_values(["u", "rank"])
+    grouped = table.groupby("u", sort=True)
+    size = grouped.size()
+    position = grouped.cumcount() + 1
+    bad_rank = table.loc[table["rank"].to_numpy() != position.to_numpy(), "u"].nunique()
+    if bad_rank:
+        fail("ranks", bad_rank, "ranks are not 1..N")
+    seen_count = ratings.groupby(S.USER_IDX).size().reindex(size.index, fill_value=0)
+    expected = np.minimum(n, np.maximum(n_items - seen_count.to_numpy(), 0))
+    short = int(np.count_nonzero(size.to_numpy() != expected))
+    if short:
+        fail("list length", short, f"lists are not {n} long (or all the user's candidates)")
+    seen_keys = ratings[S.USER_IDX].to_numpy(np.int64) * (len(items) + 1) + ratings[S.ITEM_IDX]
+    keys = table["u"].to_numpy() * (len(items) + 1) + table["i"].to_numpy()
+    seen_hit = np.isin(keys, seen_keys)
+    if seen_hit.any():
+        fail("seen items", table.loc[seen_hit, "u"].nunique(), "items the user already rated")
+    rising = grouped["score"].diff().to_numpy() > 1e-6
+    if rising.any():
+        fail("scores", table.loc[rising, "u"].nunique(), "scores increase with the rank")
+    return {"users": int(len(size)), "rows": int(len(table))}
+
+
+def publish(root: str, ds: str | None = None, run: str | None = None) -> dict[str, Any]:
+    """Validate the scoring run (the given one, else the newest of ``ds``, else of today) and
+    move ``recommendations/_LATEST`` to it atomically."""
+    ds = storage.check_ds(ds or storage.today_utc())
+    run_dir = storage.resolve(root, "recommendations", ds, run)
+    counts = validate(run_dir)
+    manifest = storage.read_manifest(run_dir)
+    pointer = {"ds": manifest["ds"], "run": manifest["run"], "path": str(run_dir)}
+    latest = run_dir.parent.parent / storage.LATEST
+    tmp = latest.with_name(f".{latest.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, latest)
+    log.info("published %s (%s)", run_dir, counts)
+    return {**pointer, **counts}
