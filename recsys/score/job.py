@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 RANK, SCORE, SOURCE, MODEL_VERSION = "rank", "score", "source", "model_version"
 SEEN = "seen"
-_SCORERS: dict[str, Any] = {}  # artifact path -> Scorer, one per Python worker
+_WORKER: dict[str, Any] = {}  # per Python worker: the loaded artifact and the BLAS limit
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,18 @@ class ScoreResult:
 
 
 def _scorer(path: str):
+    """The artifact's scorer, loaded once per Python worker. BLAS is pinned to one thread on
+    first use: Spark already runs one task per core, and tasks x BLAS threads > cores
+    (oversubscription) is the first thing that slows a scoring job down."""
     from recsys.score.kernels import Scorer
 
-    if path not in _SCORERS:
-        _SCORERS.clear()
-        _SCORERS[path] = Scorer.load(path)
-    return _SCORERS[path]
+    if _WORKER.get("path") != path:
+        if "blas" not in _WORKER:
+            from threadpoolctl import threadpool_limits
+
+            _WORKER["blas"] = threadpool_limits(limits=1, user_api="blas")
+        _WORKER.update(path=path, scorer=Scorer.load(path))
+    return _WORKER["scorer"]
 
 
 def load_artifact(model_dir: Path, prepared_manifest: dict[str, Any]):
@@ -133,19 +139,28 @@ def run_score(
     if min_item_ratings > 0:
         rare = counts.where(F.col("count") < min_item_ratings).select(S.ITEM_IDX)
         excluded = sorted(r[0] for r in rare.collect())
-    trained = ratings.where(F.col(S.SPLIT) == "train").select(S.USER_IDX).distinct()
-    seen = ratings.groupBy(S.USER_IDX).agg(F.collect_list(S.ITEM_IDX).alias(SEEN))
-    modelled = seen.join(trained, S.USER_IDX, "left_semi")
+    # One pass over the ratings: each user's seen items (every split) and whether any of them
+    # is a training row (the model knows the user); kept for the model and popularity paths.
+    has_train = "has_train"
+    seen = (
+        ratings.groupBy(S.USER_IDX)
+        .agg(
+            F.collect_list(S.ITEM_IDX).alias(SEEN),
+            F.max((F.col(S.SPLIT) == "train").cast("int")).alias(has_train),
+        )
+        .persist()
+    )
+    modelled = seen.where(F.col(has_train) == 1).select(S.USER_IDX, SEEN)
     schema = f"{S.USER_IDX} int, {RANK} int, {S.ITEM_IDX} int, {SCORE} float"
     scored = modelled.mapInPandas(
         score_partitions(str(model_dir / "arrays.npz"), n, excluded), schema
     ).withColumn(SOURCE, F.lit("model"))
-
-    # Users with no training rows: the most popular training items they have not seen.
-    popular = _popular(spark, ratings, seen, trained, n, excluded)
+    cold = seen.where(F.col(has_train) == 0).select(S.USER_IDX, SEEN)
+    if cold.limit(1).count():
+        # Users with no training rows: the most popular training items they have not seen.
+        scored = scored.unionByName(_popular(ratings, cold, n, excluded))
     table = (
-        scored.unionByName(popular)
-        .join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
+        scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
         .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
         .withColumn(MODEL_VERSION, F.lit(model["model_version"]))
         .select(S.USER_ID, RANK, S.ITEM_ID, SCORE, SOURCE, MODEL_VERSION, S.TITLE)
@@ -170,21 +185,20 @@ def run_score(
         "min_item_ratings": min_item_ratings,
         "seconds": round(time.time() - started, 1),
     }
+    seen.unpersist()
     final = storage.commit(paths, manifest, move_table_latest=False)
     log.info("scored %s -> %s", model["model_version"], final)
     return ScoreResult(final, manifest)
 
 
-def _popular(spark, ratings, seen, trained, n, excluded):
+def _popular(ratings, cold, n, excluded):
     """Top-N training items by count for users without training rows, minus what they saw."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    train = ratings.where(F.col(S.SPLIT) == "train")
-    counts = train.groupBy(S.ITEM_IDX).count()
+    counts = ratings.where(F.col(S.SPLIT) == "train").groupBy(S.ITEM_IDX).count()
     if excluded:
         counts = counts.where(~F.col(S.ITEM_IDX).isin(excluded))
-    cold = seen.join(trained, S.USER_IDX, "left_anti")
     # A cold user saw at most their held-out rows, so the top (n + seen) items always suffice.
     limit = n + int(cold.select(F.max(F.size(SEEN))).first()[0] or 0)
     top = counts.orderBy(F.col("count").desc(), S.ITEM_IDX).limit(limit)
