@@ -13,7 +13,7 @@ against all items as dense matrix work:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,8 @@ class Scorer:
     """Scores from an exported model's arrays."""
 
     arrays: dict[str, np.ndarray]
+    # Derived matrices built on first use (e.g. the bias-augmented item factors).
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
@@ -100,6 +102,27 @@ class Scorer:
     @property
     def objective(self) -> str:
         return str(self.arrays.get("objective", "rating"))
+
+    def order_scores(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item whose order *within each row* is the model's ranking: (b, n).
+
+        Per-user constants (user bias, offset) do not change a row's order, so the factor
+        models skip them, and the item bias rides in the matmul as one more factor column
+        (``[u, 1] . [v, b_i]``): one pass over the block instead of three.
+        """
+        a = self.arrays
+        if self.family not in ("mf", "biased-mf"):
+            return self.rank_scores(users)
+        if "order_items" not in self._cache:
+            items = a["item_factors"]
+            if self.family == "biased-mf":
+                items = np.hstack([items, a["item_bias"][:, None]])
+            # (dim [+1], n_items)
+            self._cache["order_items"] = np.ascontiguousarray(items.T, np.float32)
+        u = a["user_factors"][np.asarray(users)]  # (b, dim)
+        if self.family == "biased-mf":
+            u = np.hstack([u, np.ones((len(u), 1), np.float32)])
+        return u @ self._cache["order_items"]  # (b, n_items)
 
     def score_block(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Predicted ratings (rating models) or ranking logits of users x items: (b, n)."""
