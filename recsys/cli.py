@@ -416,7 +416,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model = run_train(cfg, args.ds)
     print_metrics(model.manifest["metrics"], cfg.train.k, model.manifest["model_version"])
     print(f"model written to {model.path}")
-    print("Scoring every unseen pair and the Airflow DAG are not built yet: this run stops here.")
+    print(
+        "Next: `recsys score` then `recsys publish` write the top-N table; the nightly Airflow "
+        "DAG that chains them is not built yet, so this run stops here."
+    )
     return 0
 
 
