@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from recsys import storage
+from ml100k_rmse import SPARK, ensure_prepared  # the same prepare-once helper (this folder)
+
 from recsys.config import load_config
 from recsys.errors import RecsysError
 
-SPARK = {"master": "local[2]", "driver_memory": "2g", "shuffle_partitions": 2}
 PROTOCOLS = {
     # name: (ds, prepare settings)
     "stratified": (
@@ -38,25 +38,6 @@ PROTOCOLS = {
     "leave-last": ("2000-02-01", {"split": "leave-last"}),
 }
 METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "coverage", "novelty")
-
-
-def ensure_prepared(root: str, ds: str, data: Path, prepare: dict) -> None:
-    """Prepare ``u.data`` into ``root`` under ``ds`` unless a complete run is already there."""
-    try:
-        storage.resolve(root, "prepared", ds)
-        return
-    except RecsysError:
-        pass
-    from recsys.prepare.job import run_prepare
-
-    cfg = load_config(
-        root=root, source={"input": str(data / "u.data")}, prepare=prepare, spark=SPARK
-    )
-    started = time.perf_counter()
-    run_prepare(cfg, ds=ds)
-    print(
-        f"prepared {data} ({prepare['split']}) -> ds={ds} in {time.perf_counter() - started:.0f}s"
-    )
 
 
 def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
@@ -70,7 +51,7 @@ def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
 
 def run(args: argparse.Namespace, protocol: str) -> None:
     ds, prepare = PROTOCOLS[protocol]
-    ensure_prepared(args.root, ds, Path(args.data), prepare)
+    ensure_prepared(args.root, ds, {"input": str(Path(args.data) / "u.data")}, prepare)
     manifest, seconds = train(args.root, ds, args.set)
     metrics, k = manifest["metrics"], manifest["train"]["k"]
     training = manifest["training"]
