@@ -160,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--min-item-ratings", type=int, default=0, help="never recommend rarer items (0 = off)"
     )
+    sc.add_argument(
+        "--similar-items",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write similar_items/: each item's N nearest items by embedding (0 = off)",
+    )
     _common(sc)
 
     pub = sub.add_parser(
@@ -305,6 +312,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         args.model_run,
         n=args.top,
         min_item_ratings=args.min_item_ratings,
+        similar_items=args.similar_items,
     )
     m = result.manifest
     print(
@@ -384,6 +392,12 @@ def cmd_data(args: argparse.Namespace) -> int:
         f"{result.n_ratings:,} ratings, {result.n_users:,} users, "
         f"{result.n_items:,} items -> {dest}"
     )
+    if result.similar:
+        s = result.similar.manifest
+        print(
+            f"{s['rows']:,} similar items ({s['top_n']} per item, cosine of {s['vectors']}) "
+            f"written to {result.similar.path} in {s['seconds']}s"
+        )
     return 0
 
 

@@ -9,6 +9,16 @@ with its manifest last; ``recommendations/_LATEST`` is moved only by ``recsys pu
 
 Output columns (``recommendations/ds=<ds>/run=<run>/``): user_id, rank (1..N), item_id, score,
 source, model_version, title.
+
+With ``similar_items=N`` (``--similar-items N``) the same job also writes each item's N nearest
+items by embedding cosine (``recsys.score.similar``) to ``similar_items/ds=<ds>/run=<run>/``,
+under the same run id: columns item_id, rank (1..N), similar_item_id, score (the cosine), title,
+similar_title, model_version. ``mapInPandas`` runs over blocks of item indices (pairs are never
+rows); items excluded by ``min_item_ratings`` get no list and are nobody's neighbour. Both tables
+are staged first and committed together, recommendations first. ``similar_items/_LATEST`` moves
+on commit: the table holds no user's list, so ``publish``'s checks do not apply to it, and it is
+a function of the model alone; a reader who needs it to match the published recommendations
+reads the run of the same ds and run id as ``recommendations/_LATEST``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ log = logging.getLogger(__name__)
 
 RANK, SCORE, SOURCE, MODEL_VERSION = "rank", "score", "source", "model_version"
 SEEN = "seen"
+SIMILAR_IDX, SIMILAR_ID, SIMILAR_TITLE = "similar_idx", "similar_item_id", "similar_title"
 _WORKER: dict[str, Any] = {}  # per Python worker: the loaded artifact and the BLAS limit
 
 
@@ -37,6 +48,7 @@ _WORKER: dict[str, Any] = {}  # per Python worker: the loaded artifact and the B
 class ScoreResult:
     path: Path
     manifest: dict[str, Any]
+    similar: ScoreResult | None = None  # the similar_items run, when asked for
 
 
 def _scorer(path: str):
@@ -104,6 +116,62 @@ def score_partitions(artifact: str, n: int, excluded: list[int]):
     return run
 
 
+def similar_partitions(artifact: str, n: int, excluded: list[int]):
+    """``mapInPandas`` function: (item_idx) batches -> (item_idx, rank, similar_idx, score)."""
+    import pandas as pd
+
+    from recsys.score.similar import similar_block, unit_vectors
+
+    def run(batches):
+        mask = None
+        for batch in batches:
+            scorer = _scorer(artifact)
+            unit = unit_vectors(scorer)  # built once per worker, cached on the scorer
+            if mask is None:
+                mask = np.zeros(scorer.n_items, dtype=bool)
+                mask[excluded] = True
+            items = batch[S.ITEM_IDX].to_numpy()
+            items = items[~mask[items]]  # excluded items get no list
+            neighbours, scores = similar_block(unit, items, n, mask)  # (b, n)
+            keep = neighbours >= 0
+            rows = np.nonzero(keep)[0]
+            yield pd.DataFrame(
+                {
+                    S.ITEM_IDX: items[rows].astype(np.int32),
+                    RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
+                    SIMILAR_IDX: neighbours[keep].astype(np.int32),
+                    SCORE: scores[keep].astype(np.float32),
+                }
+            )
+
+    return run
+
+
+def _write_similar(spark, cfg, items, n_items, model_version, artifact, n, excluded, paths) -> int:
+    """Stage the similar_items table under ``paths.staging``; returns its row count."""
+    from pyspark.sql import functions as F
+
+    blocks = spark.range(0, n_items, numPartitions=max(1, cfg.spark.shuffle_partitions))
+    pairs = blocks.select(F.col("id").cast("int").alias(S.ITEM_IDX)).mapInPandas(
+        similar_partitions(artifact, n, excluded),
+        f"{S.ITEM_IDX} int, {RANK} int, {SIMILAR_IDX} int, {SCORE} float",
+    )
+    names = items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE)
+    other = names.select(
+        F.col(S.ITEM_IDX).alias(SIMILAR_IDX),
+        F.col(S.ITEM_ID).alias(SIMILAR_ID),
+        F.col(S.TITLE).alias(SIMILAR_TITLE),
+    )
+    table = (
+        pairs.join(F.broadcast(names), S.ITEM_IDX)
+        .join(F.broadcast(other), SIMILAR_IDX)
+        .withColumn(MODEL_VERSION, F.lit(model_version))
+        .select(S.ITEM_ID, RANK, SIMILAR_ID, SCORE, S.TITLE, SIMILAR_TITLE, MODEL_VERSION)
+    )
+    table.write.parquet(str(paths.staging / "table"))
+    return spark.read.parquet(str(paths.staging / "table")).count()
+
+
 def run_score(
     cfg: Config,
     ds: str | None = None,
@@ -113,8 +181,13 @@ def run_score(
     n: int = 10,
     min_item_ratings: int = 0,
     users_per_batch: int = 1024,
+    similar_items: int = 0,
 ) -> ScoreResult:
-    """Score every user of the model's prepared run; commit ``recommendations/ds=/run=``."""
+    """Score every user of the model's prepared run; commit ``recommendations/ds=/run=``.
+
+    ``similar_items > 0`` also commits ``similar_items/ds=/run=`` (same run id): each item's
+    ``similar_items`` nearest items; its ``_LATEST`` moves on commit (see the module doc).
+    """
     from pyspark.sql import functions as F
 
     from recsys.spark import get_spark
@@ -122,12 +195,14 @@ def run_score(
     started = time.time()
     if n < 1:
         raise RecsysError(f"--top must be at least 1, got {n}")
+    if similar_items < 0:
+        raise RecsysError(f"--similar-items must be 0 (off) or more, got {similar_items}")
     ds = storage.check_ds(ds or storage.today_utc())
     model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
     model = storage.read_manifest(model_dir)
     prepared_dir = Path(model["prepared"]["path"])
     prepared = storage.read_manifest(prepared_dir)
-    load_artifact(model_dir, prepared)  # fail here, in the driver, in one sentence
+    family = load_artifact(model_dir, prepared).family  # fail here, in the driver, in one sentence
     spark = get_spark(cfg.spark, "recsys-score")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))
 
@@ -186,9 +261,44 @@ def run_score(
         "seconds": round(time.time() - started, 1),
     }
     seen.unpersist()
+    if similar_items:  # staged before either table is committed
+        from recsys.score.similar import VECTORS
+
+        sim_started = time.time()
+        sim_paths = storage.new_run(cfg.root, "similar_items", ds, paths.run)
+        sim_rows = _write_similar(
+            spark,
+            cfg,
+            items,
+            prepared["n_items"],
+            model["model_version"],
+            str(model_dir / "arrays.npz"),
+            similar_items,
+            excluded,
+            sim_paths,
+        )
+        sim_manifest = {
+            "table": "similar_items",
+            "ds": ds,
+            "run": sim_paths.run,
+            "top_n": similar_items,
+            "similarity": "cosine",
+            "vectors": VECTORS[family],
+            "model": manifest["model"],
+            "model_version": model["model_version"],
+            "prepared": model["prepared"],
+            "rows": sim_rows,
+            "excluded_items": len(excluded),
+            "min_item_ratings": min_item_ratings,
+            "seconds": round(time.time() - sim_started, 1),
+        }
     final = storage.commit(paths, manifest, move_table_latest=False)
     log.info("scored %s -> %s", model["model_version"], final)
-    return ScoreResult(final, manifest)
+    if not similar_items:
+        return ScoreResult(final, manifest)
+    sim_final = storage.commit(sim_paths, sim_manifest)  # moves similar_items/_LATEST
+    log.info("similar items of %s -> %s", model["model_version"], sim_final)
+    return ScoreResult(final, manifest, ScoreResult(sim_final, sim_manifest))
 
 
 def _popular(ratings, cold, n, excluded):
