@@ -13,32 +13,20 @@ can therefore only import recsys from the zip, which is what these tests are for
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import sysconfig
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
+import sparkproc
+from sparkproc import BIN, REPO, SUBMIT_TIMEOUT, Cluster, spark_env
 
 from recsys import storage
-from recsys.package import build_zip
 
-REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "jobs" / "prepare.py"
-BIN = Path(sys.executable).parent
 DS = "2026-01-02"
 
 N_USERS, N_ITEMS, PER_USER = 6, 12, 10
@@ -48,12 +36,6 @@ BAD_LINES = ["3,5,9.5,1700000000"]  # rating above the 0.5-5 scale: quarantined,
 EXPECTED_COUNTS = {"train": N_GOOD - 2 * N_USERS, "val": N_USERS, "test": N_USERS}
 # One bad row in 61 is above the default 1% reject limit, so the job is told to accept it.
 JOB_ARGS = ["--split", "leave-last", "--max-reject-fraction", "0.05", "--ds", DS]
-
-SUBMIT_TIMEOUT = 240  # a safety net; a healthy run takes 30-50 s on a busy 2-core machine
-CLUSTER_START_TIMEOUT = 60
-OUTPUT_TAIL = 6000
-# What Spark's driver logs (every 15 s) while no executor accepts its tasks: it never gives up.
-STARVED = "Initial job has not accepted any resources"
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,174 +76,13 @@ def ml_input(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def package_zip(tmp_path_factory) -> Path:
     """The zip a cluster user ships, built the way ``make dist`` builds it."""
-    return build_zip(tmp_path_factory.mktemp("dist") / "recsys.zip")
+    return sparkproc.package_zip(tmp_path_factory.mktemp("dist") / "recsys.zip")
 
 
 @pytest.fixture(scope="module")
 def isolated_python(tmp_path_factory) -> Path:
-    """This venv's Python without the editable recsys, so only the zip can provide it.
-
-    ``-S`` skips the ``.pth`` files (one of them installs the editable-import hook); the
-    site-packages folder then goes on PYTHONPATH *after* whatever spark-submit put there.
-    """
-    site = sysconfig.get_paths()["purelib"]
-    folder = tmp_path_factory.mktemp("python")
-    wrapper = folder / "python"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site}" exec "{sys.executable}" -S "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    probe = subprocess.run(
-        [str(wrapper), "-c", "import pyspark, pandas, pyarrow, yaml, rich\nimport recsys"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_spark_env(None),
-        cwd=folder,  # from the repo's root, `import recsys` would find the checkout
-        check=False,
-    )
-    assert "No module named 'recsys'" in probe.stderr, (
-        "the isolated Python must see every dependency but not recsys, or the tests below could "
-        f"pass without the zip:\nstdout:\n{probe.stdout}\nstderr:\n{probe.stderr}"
-    )
-    return wrapper
-
-
-def _spark_env(python: Path | None) -> dict[str, str]:
-    """A child environment that reaches only loopback and uses this venv's Spark and Python.
-
-    SPARK_HOME is pinned to the installed pyspark so a stray SPARK_HOME cannot mix Spark
-    versions; leftovers of an in-process session (gateway port) must not leak into a new JVM, and
-    PYTHONPATH goes because the tests are often run with PYTHONPATH=<checkout>, which would let
-    the job import recsys from the checkout instead of the zip.
-    """
-    import pyspark
-
-    env = dict(os.environ)
-    for key in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_CONF_DIR", "PYTHONPATH"):
-        env.pop(key, None)
-    python_exe = str(python or sys.executable)
-    env.update(
-        SPARK_HOME=str(Path(pyspark.__file__).resolve().parent),
-        SPARK_LOCAL_IP="127.0.0.1",
-        PYSPARK_PYTHON=python_exe,
-        PYSPARK_DRIVER_PYTHON=python_exe,
-        RECSYS_SPARK_LOG_LEVEL="WARN",
-    )
-    return env
-
-
-# --------------------------------------------------------------------------------------------
-# Running processes
-
-
-def _tail(text: str, limit: int = OUTPUT_TAIL) -> str:
-    return (
-        text if len(text) <= limit else f"[... {len(text) - limit} chars cut ...]\n{text[-limit:]}"
-    )
-
-
-@dataclass
-class Finished:
-    """What a spark-submit run left: exit code (None when the test stopped it) and its output."""
-
-    code: int | None
-    out: str
-    err: str
-    seconds: float
-    starved: bool = False
-
-    def report(self) -> str:
-        return (
-            f"spark-submit exit code {self.code} after {self.seconds:.1f}s\n"
-            f"stdout:\n{_tail(self.out)}\nstderr:\n{_tail(self.err)}"
-        )
-
-
-def _drain(stream, sink: list[str], seen: threading.Event) -> None:
-    for line in stream:
-        sink.append(line)
-        if STARVED in line:
-            seen.set()
-
-
-def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Finished:
-    """Run ``cmd`` in its own process group; kill the group (JVM + Python driver) on a hang.
-
-    Output is read as it comes so that a job the cluster never gives an executor (Spark then
-    only warns, forever) is stopped at the first warning instead of at the timeout.
-    """
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    out: list[str] = []
-    err: list[str] = []
-    starved = threading.Event()
-    readers = [
-        threading.Thread(target=_drain, args=(proc.stdout, out, threading.Event()), daemon=True),
-        threading.Thread(target=_drain, args=(proc.stderr, err, starved), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    code: int | None = None
-    while True:
-        try:
-            code = proc.wait(timeout=0.5)
-            break
-        except subprocess.TimeoutExpired:
-            if starved.is_set() or time.monotonic() - started > timeout:
-                _kill_group(proc)
-                break
-    for reader in readers:
-        reader.join(timeout=10)
-    result = Finished(
-        code, "".join(out), "".join(err), time.monotonic() - started, starved.is_set()
-    )
-    if code is None and not result.starved:
-        pytest.fail(f"spark-submit did not finish in {timeout}s\n{result.report()}")
-    return result
-
-
-def _kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop a process and everything it started (a worker's executors run in its group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # also catches children that outlived the leader
-    proc.wait(timeout=grace)
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (all held open until chosen, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _get_json(url: str) -> dict:
-    """GET a loopback URL, ignoring any http_proxy in the environment."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=5) as response:
-        return json.loads(response.read().decode())
+    """This venv's Python without the editable recsys, so only the zip can provide it."""
+    return sparkproc.isolated_python(tmp_path_factory.mktemp("python"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +147,7 @@ def test_spark_submit_local(tmp_path, ml_input, package_zip, isolated_python):
         str(root),
         *JOB_ARGS,
     ]
-    result = _run(cmd, _spark_env(isolated_python), cwd, SUBMIT_TIMEOUT)
+    result = sparkproc.run(cmd, spark_env(isolated_python), cwd, SUBMIT_TIMEOUT)
     print(f"spark-submit local[2]: {result.seconds:.1f}s")
     report = result.report()
     assert result.code == 0, report
@@ -341,104 +162,11 @@ def test_spark_submit_local(tmp_path, ml_input, package_zip, isolated_python):
 # 2. A standalone master and worker on loopback
 
 
-class Cluster:
-    """A running standalone master + one worker, with their logs for failure messages."""
-
-    def __init__(self, url: str, ui: str, logs: list[Path]):
-        self.url, self.ui, self.logs = url, ui, logs
-
-    def state(self) -> dict:
-        return _get_json(f"{self.ui}/json/")
-
-    def log_text(self) -> str:
-        parts = []
-        for path in self.logs:
-            text = path.read_text(errors="replace") if path.exists() else "(none)"
-            parts.append(f"--- {path.name}\n{_tail(text, 4000)}")
-        return "\n".join(parts)
-
-
 @pytest.fixture
 def standalone_cluster(tmp_path) -> Iterator[Cluster]:
-    """Start master and worker as their own process groups; always kill both on teardown.
-
-    The pip pyspark has no ``sbin/start-master.sh``, so ``spark-class`` runs the daemons in the
-    foreground. Ready means the master lists the worker as ALIVE (its JSON UI), bounded in time.
-    """
-    port, ui_port, worker_ui_port = _free_ports(3)
-    env = _spark_env(None)
-    work = tmp_path / "worker-work"
-    work.mkdir()
-    spark_class = str(BIN / "spark-class")
-    master_cmd = [
-        spark_class,
-        "org.apache.spark.deploy.master.Master",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--webui-port",
-        str(ui_port),
-    ]
-    worker_cmd = [
-        spark_class,
-        "org.apache.spark.deploy.worker.Worker",
-        f"spark://127.0.0.1:{port}",
-        "--host",
-        "127.0.0.1",
-        "--cores",
-        "1",
-        "--memory",
-        "1g",
-        "--webui-port",
-        str(worker_ui_port),
-        "--work-dir",
-        str(work),
-    ]
-    cluster = Cluster(
-        f"spark://127.0.0.1:{port}",
-        f"http://127.0.0.1:{ui_port}",
-        [tmp_path / "master.log", tmp_path / "worker.log"],
-    )
-    procs: list[subprocess.Popen] = []
-    try:
-        for cmd, log in zip((master_cmd, worker_cmd), cluster.logs, strict=True):
-            with open(log, "w") as handle:
-                procs.append(
-                    subprocess.Popen(
-                        cmd,
-                        cwd=tmp_path,
-                        env=env,
-                        stdout=handle,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        deadline = time.monotonic() + CLUSTER_START_TIMEOUT
-        while True:
-            dead = [p.args[1] for p in procs if p.poll() is not None]
-            if dead:
-                pytest.fail(f"{dead} exited while starting:\n{cluster.log_text()}")
-            try:
-                state = cluster.state()
-            except OSError:
-                state = {}
-            if any(w.get("state") == "ALIVE" for w in state.get("workers", [])):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"no worker registered within {CLUSTER_START_TIMEOUT}s; master state "
-                    f"{state}\n{cluster.log_text()}"
-                )
-            time.sleep(0.5)
+    """A master and one worker (1 core, 1g) on loopback, killed on teardown."""
+    with sparkproc.start_standalone_cluster(tmp_path, cores=1, memory="1g") as cluster:
         yield cluster
-    finally:
-        for proc in reversed(procs):
-            _kill_group(proc)
-
-
-class ExecutorStarved(AssertionError):
-    """The cluster accepted the application but never started an executor for it."""
 
 
 @pytest.mark.slow
@@ -470,16 +198,10 @@ def test_spark_submit_standalone(
         str(root),
         *JOB_ARGS,
     ]
-    result = _run(cmd, _spark_env(isolated_python), cwd, SUBMIT_TIMEOUT)
+    result = sparkproc.run(cmd, spark_env(isolated_python), cwd, SUBMIT_TIMEOUT)
     print(f"spark-submit standalone: {result.seconds:.1f}s")
     report = f"{result.report()}\n{standalone_cluster.log_text()}"
-    if result.starved:
-        apps = standalone_cluster.state().get("completedapps", [])
-        asked = [app.get("memoryperexecutor") for app in apps]
-        raise ExecutorStarved(
-            f"the worker (1 core, 1g) never got an executor for the job: it asked for "
-            f"{asked} MB per executor although spark-submit said --executor-memory 1g\n{report}"
-        )
+    standalone_cluster.check_not_starved(result, report)
     assert result.code == 0, report
     _check_prepared(root, report)
 
@@ -487,18 +209,13 @@ def test_spark_submit_standalone(
     # gave it, the master lists that app as finished (once the driver disconnects, which can
     # trail spark-submit's exit slightly), and the worker's work dir holds the executor's logs.
     app_id = re.search(r"Connected to Spark cluster with app ID (\S+)", result.err)
-    deadline = time.monotonic() + 20
-    while True:
-        state = standalone_cluster.state()
-        apps = state.get("completedapps", [])
-        if apps or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    apps = standalone_cluster.completed_apps()
+    state = standalone_cluster.state()
     assert len(apps) >= 1, f"master shows no completed application: {state}\n{report}"
     assert all(app["state"] == "FINISHED" for app in apps), f"{apps}\n{report}"
     if app_id:
         assert app_id.group(1) in [app["id"] for app in apps], f"{apps}\n{report}"
-    executor_logs = list((tmp_path / "worker-work").glob("app-*/*/stderr"))
+    executor_logs = standalone_cluster.executor_logs()
     assert executor_logs, f"the worker started no executor\n{report}"
 
 
