@@ -24,6 +24,7 @@ from recsys.errors import RecsysError
 log = logging.getLogger("recsys")
 
 DEFAULT_DATA_DIR = "./data"
+GATE_REFUSED = 3  # exit status of a refused gate: the model is not good enough (no retry helps)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -123,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dest", default=DEFAULT_DATA_DIR, help="folder to download into (./data)")
     dl.add_argument("--offline", action="store_true", help="never use the network")
     dl.add_argument("-v", "--verbose", action="count", default=0)
+    get = data_sub.add_parser(
+        "get", help="download a release, or synthesise one of its shape when offline"
+    )
+    get.add_argument("name", help="a MovieLens release name (ml-latest-small, ml-1m, ...)")
+    get.add_argument("--dest", default=DEFAULT_DATA_DIR, help="folder to download into (./data)")
+    get.add_argument("--offline", action="store_true", help="never use the network")
+    get.add_argument("-v", "--verbose", action="count", default=0)
     sy = data_sub.add_parser("synth", help="write a synthetic MovieLens-format data set")
     sy.add_argument("--shape", default="ml-latest-small", help="ml-latest-small | ml-1m | ml-25m")
     sy.add_argument("--users", type=int, default=None, help="custom shape: number of users")
@@ -149,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="ranking (default: learn which items users choose; what the top-N table needs) or "
         "rating (the classic MSE models)",
     )
+    train.add_argument(
+        "--refit",
+        action="store_true",
+        help="retrain the model of --refit-ds/--refit-run (default: models/_LATEST) with its "
+        "settings and best epoch count on every split of its prepared run",
+    )
+    train.add_argument("--refit-ds", default=None, help="ds of the model to refit")
+    train.add_argument("--refit-run", default=None, help="run id of the model to refit")
     _common(train)
 
     sc = sub.add_parser("score", help="top-N unseen items of every user (Spark, numpy kernels)")
@@ -175,6 +191,55 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--ds", default=None, help="ds of the table (default: today, UTC)")
     pub.add_argument("--run", default=None, help="run id (default: the newest run of --ds)")
     _common(pub)
+
+    gate = sub.add_parser(
+        "gate",
+        help="refuse a model that ranks worse than popularity or than the published model "
+        "(exit status 3)",
+    )
+    gate.add_argument("--model-ds", default=None, help="model ds (default: models/_LATEST)")
+    gate.add_argument("--model-run", default=None, help="model run id")
+    gate.add_argument("--ds", default=None, help="ds of the decision (default: the model's)")
+    gate.add_argument("--run", default=None, help="run id of the decision (default: timestamp)")
+    gate.add_argument("--tolerance", type=float, default=None, help="gate.tolerance (0.1)")
+    gate.add_argument("--min-lift", type=float, default=None, help="gate.min_lift (0.0)")
+    _common(gate)
+
+    ret = sub.add_parser("retention", help="delete runs older than N days (never those in use)")
+    ret.add_argument("--days", type=int, default=None, help="retention.days (14)")
+    ret.add_argument("--ds", default=None, help="reference date (default: today, UTC)")
+    ret.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    _common(ret)
+
+    rec = sub.add_parser("recommend", help="print a user's published recommendations")
+    rec.add_argument("--user", required=True, help="the user's original id")
+    _common(rec)
+
+    ng = sub.add_parser(
+        "nightly",
+        help="run the nightly Airflow DAG once, here (SQLite Airflow, local Spark): `make run`",
+    )
+    ng.add_argument(
+        "--dataset",
+        default="ml-latest-small",
+        help="MovieLens release (downloaded; synthetic when offline) or a ratings path",
+    )
+    ng.add_argument("--offline", action="store_true", help="never download; synthesise")
+    ng.add_argument("--ds", default=None, help="logical date of the run (default: today, UTC)")
+    ng.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a DAG param, e.g. --param top_n=20 --param refit=false (repeatable; JSON values)",
+    )
+    ng.add_argument("-v", "--verbose", action="count", default=0)
+    ng.add_argument("--root", default=None, help=f"storage root (now {default_root()})")
+
+    sm = sub.add_parser(
+        "summary", help="tables, metrics and example lists of the published recommendations"
+    )
+    _common(sm)
 
     ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
     ev.add_argument("--ds", default=None, help="model run date (default: the latest model)")
@@ -264,8 +329,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
     from recsys.train.trainer import run_train
 
-    result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run)
-    print_metrics(result.manifest["metrics"], cfg.train.k, result.manifest["model_version"])
+    refit_of = None
+    if args.refit:
+        from recsys import storage
+
+        refit_of = storage.resolve(cfg.root, "models", args.refit_ds, args.refit_run)
+    elif args.refit_ds or args.refit_run:
+        raise RecsysError("--refit-ds/--refit-run name the model to refit; add --refit")
+    result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run, refit_of)
+    title = result.manifest["model_version"]
+    if refit_of is not None:
+        title += f" (refit; held-out metrics of {refit_of.name})"
+    print_metrics(result.manifest["metrics"], cfg.train.k, title)
     print(f"written to {result.path}")
     return 0
 
@@ -319,6 +394,12 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"{m['rows']:,} recommendations ({m['rows_by_source']}) from {m['model_version']} "
         f"written to {result.path} in {m['seconds']}s (not yet published)"
     )
+    if result.similar:
+        s = result.similar.manifest
+        print(
+            f"{s['rows']:,} similar items ({s['top_n']} per item, cosine of {s['vectors']}) "
+            f"written to {result.similar.path} in {s['seconds']}s"
+        )
     return 0
 
 
@@ -370,10 +451,32 @@ def _progress_download(name: str, dest: str, offline: bool) -> Path:
         return download(name, dest, offline=offline, progress=progress)
 
 
+def get_dataset(name: str, data_dir: str | Path, offline: bool = False) -> Path:
+    """A release name -> its downloaded folder; offline (or unreachable) -> a synthetic set of
+    its shape, said in one line. An existing path is used as it is."""
+    from recsys.data.synth import synthesize
+
+    if Path(name).exists():
+        return Path(name)
+    try:
+        return _progress_download(name, str(data_dir), offline)
+    except RecsysError as exc:
+        log.debug("download failed: %s", exc)
+        source = Path(data_dir) / f"synth-{name}"
+        shape = name if name in ("ml-latest-small", "ml-1m", "ml-25m") else "ml-latest-small"
+        print(f"{name} is not available ({exc}); using synthetic data of the {shape} shape")
+        if not (source / "ratings.csv").is_file():
+            synthesize(source, shape)
+        return source
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "download":
         path = _progress_download(args.name, args.dest, args.offline)
         print(path)
+        return 0
+    if args.data_command == "get":
+        print(get_dataset(args.name, args.dest, args.offline))
         return 0
     from recsys.data.synth import SHAPES, shape_from_counts, synthesize
 
@@ -392,35 +495,14 @@ def cmd_data(args: argparse.Namespace) -> int:
         f"{result.n_ratings:,} ratings, {result.n_users:,} users, "
         f"{result.n_items:,} items -> {dest}"
     )
-    if result.similar:
-        s = result.similar.manifest
-        print(
-            f"{s['rows']:,} similar items ({s['top_n']} per item, cosine of {s['vectors']}) "
-            f"written to {result.similar.path} in {s['seconds']}s"
-        )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Download (or synthesise when offline) a MovieLens set, prepare it, train: `make run`."""
-    from recsys.data.synth import synthesize
     from recsys.prepare.job import run_prepare
 
-    data_dir = Path(args.data_dir)
-    source: Path
-    try:
-        source = _progress_download(args.dataset, str(data_dir), args.offline)
-    except RecsysError as exc:
-        log.warning("%s", exc)
-        source = data_dir / f"synth-{args.dataset}"
-        if not (source / "ratings.csv").is_file():
-            print(f"{args.dataset} is not available ({exc}); synthesising a data set of its shape")
-            shape = (
-                args.dataset
-                if args.dataset in ("ml-latest-small", "ml-1m", "ml-25m")
-                else ("ml-latest-small")
-            )
-            synthesize(source, shape)
+    source = get_dataset(args.dataset, args.data_dir, args.offline)
     cfg = load_config(args.config, args.overrides, root=args.root, source={"input": str(source)})
     result = run_prepare(cfg, args.ds)
     print_prepare_summary(result.manifest, result.path)
@@ -437,6 +519,129 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    from recsys import storage
+    from recsys.evaluate.gate import run_gate
+
+    cfg = load_config(
+        args.config,
+        args.overrides,
+        root=args.root,
+        gate={"tolerance": args.tolerance, "min_lift": args.min_lift},
+    )
+    model_dir = storage.resolve(cfg.root, "models", args.model_ds, args.model_run)
+    result = run_gate(cfg.root, model_dir, cfg.gate, cfg.train.k, args.ds, args.run)
+    if not result.passed:
+        print(
+            f"recsys gate: refused {result.manifest['model_version']}: {result.reason}",
+            file=sys.stderr,
+        )
+        print(f"decision written to {result.path}", file=sys.stderr)
+        return GATE_REFUSED
+    print(f"gate {result.reason} ({result.manifest['model_version']})")
+    print(f"decision written to {result.path}")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from recsys.retention import apply_retention
+
+    cfg = load_config(args.config, args.overrides, root=args.root, retention={"days": args.days})
+    out = apply_retention(cfg.root, cfg.retention.days, args.ds, args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for path in out["deleted"]:
+        print(f"{verb} {path}")
+    print(
+        f"{verb} {len(out['deleted'])} runs older than {out['cutoff']} "
+        f"({out['bytes_freed'] / 1e6:,.1f} MB); kept {len(out['kept_in_use'])} old runs in use"
+    )
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from recsys.lookup import user_recommendations
+
+    cfg = load_config(args.config, args.overrides, root=args.root)
+    rows, manifest = user_recommendations(cfg.root, args.user)
+    table = Table(title=f"user {args.user}: {manifest['model_version']} ({manifest['ds']})")
+    for col in ("rank", "title", "item id", "score", "source"):
+        table.add_column(col, justify="right" if col in ("rank", "score") else "left")
+    for r in rows.itertuples(index=False):
+        table.add_row(str(r.rank), str(r.title), str(r.item_id), f"{r.score:.4f}", r.source)
+    Console().print(table)
+    return 0
+
+
+def _param(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RecsysError(f"--param expects KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value  # a bare string
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from recsys.nightly import run_nightly
+
+    root = args.root or default_root()
+    params = {"dataset": args.dataset, "offline": args.offline, **dict(map(_param, args.param))}
+    result = run_nightly(root, args.ds, params)
+    if not result.ok:
+        print(
+            f"recsys nightly: the run for {result.ds} failed after {result.seconds:.0f} s: "
+            f"{result.reason}\nfull Airflow log: {result.log}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"the nightly run for {result.ds} succeeded in {result.seconds:.0f} s\n")
+    print_summary(root, load_config(root=root).train.k)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides, root=args.root)
+    print_summary(cfg.root, cfg.train.k)
+    return 0
+
+
+def print_summary(root: str, k: int) -> None:
+    """Where the published tables are, the metrics beside the baselines, example lists."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from recsys.lookup import summary
+
+    out = summary(root)
+    console = Console()
+    print("Tables (each table's _LATEST):")
+    for table, path in out["tables"].items():
+        print(f"  {table:16} {path}")
+    model = out["model"]
+    title = f"{model['model_version']}: test metrics"
+    if model.get("refit_of"):
+        title += f" of the evaluated twin run={model['refit_of']['run']} (refit on every split)"
+    print_metrics(model["metrics"], k, title)
+    for ex in out["examples"]:
+        t = Table(title=f"user {ex['user']} ({ex['ratings']} ratings)")
+        t.add_column("recommended (top 5)")
+        t.add_column("their own highest-rated")
+        for i in range(max(len(ex["recommended"]), len(ex["liked"]))):
+            rec = ex["recommended"][i] if i < len(ex["recommended"]) else ""
+            liked = ex["liked"][i] if i < len(ex["liked"]) else ""
+            t.add_row(str(rec), str(liked))
+        console.print(t)
+    if out["examples"]:
+        user = out["examples"][0]["user"]
+        print(f"One user's whole list: recsys recommend --root {root} --user {user}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -449,6 +654,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": cmd_evaluate,
         "score": cmd_score,
         "publish": cmd_publish,
+        "gate": cmd_gate,
+        "retention": cmd_retention,
+        "recommend": cmd_recommend,
+        "summary": cmd_summary,
+        "nightly": cmd_nightly,
     }
     try:
         return handlers[args.command](args)

@@ -216,6 +216,29 @@ def resolve_train(tcfg: TrainConfig) -> TrainConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    """What a new model must beat before its table is published (``recsys gate``)."""
+
+    # The model's test NDCG@k must be at least (1 + min_lift) x the popularity list's.
+    min_lift: float = 0.0
+    # ... and at least (1 - tolerance) x the last published model's NDCG@k, that model
+    # re-evaluated on today's test users through original ids. Retrained nightly on almost the
+    # same data, a model's NDCG moves a few per cent from the seed alone; 0.1 refuses a real drop.
+    tolerance: float = 0.1
+    # Test users ranked for the comparison with the published model (seeded sample; 0 = all).
+    max_users: int = 20_000
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """How long runs are kept (``recsys retention``)."""
+
+    # Runs whose ds is older than this many days before the reference date are deleted, except
+    # what a ``_LATEST`` pointer names and what those runs depend on.
+    days: int = 14
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -224,6 +247,8 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

@@ -23,7 +23,7 @@ from recsys.errors import RecsysError
 
 MANIFEST = "manifest.json"
 LATEST = "_LATEST"
-TABLES = ("prepared", "models", "recommendations", "similar_items")
+TABLES = ("prepared", "models", "recommendations", "similar_items", "gates")
 
 
 def today_utc() -> str:
@@ -58,8 +58,10 @@ def _is_local(root: str) -> bool:
     return "://" not in root or root.startswith("file://")
 
 
-def _local(root: str) -> Path:
-    return Path(root[len("file://") :] if root.startswith("file://") else root)
+def local_root(root: str) -> Path:
+    """The root as an absolute path: manifests and pointers name runs by absolute path, so a
+    reader in another working directory (a task, a cron job) finds the same folders."""
+    return Path(root[len("file://") :] if root.startswith("file://") else root).absolute()
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class RunPaths:
 
     @property
     def table_dir(self) -> Path:
-        return _local(self.root) / self.table
+        return local_root(self.root) / self.table
 
     @property
     def ds_dir(self) -> Path:
@@ -109,6 +111,11 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def write_pointer(path: Path, ds: str, run: str, folder: Path) -> None:
+    """Atomically replace a ``_LATEST`` pointer file with one naming ``folder``."""
+    _write_json_atomic(path, {"ds": ds, "run": run, "path": str(folder)})
+
+
 def commit(paths: RunPaths, manifest: dict[str, Any], move_table_latest: bool = True) -> Path:
     """Publish a finished staging folder: rename, write the manifest last, move the pointers.
 
@@ -140,7 +147,7 @@ def resolve(root: str, table: str, ds: str | None = None, run: str | None = None
 
     Raises ``RecsysError`` when no complete run (one with a manifest) matches.
     """
-    table_dir = _local(root) / table
+    table_dir = local_root(root) / table
     if run:
         if not ds:
             raise RecsysError("a run id needs its --ds too")
@@ -180,4 +187,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def _producer(table: str) -> str:
-    return {"prepared": "prepare", "models": "train", "recommendations": "score"}.get(table, table)
+    return {
+        "prepared": "prepare",
+        "models": "train",
+        "recommendations": "score",
+        "gates": "gate",
+        "similar_items": "score --similar-items N",
+    }.get(table, table)

@@ -217,11 +217,12 @@ def run_score(
     # One pass over the ratings: each user's seen items (every split) and whether any of them
     # is a training row (the model knows the user); kept for the model and popularity paths.
     has_train = "has_train"
+    trained_on = model.get("training", {}).get("trained_on", ["train"])  # a refit: every split
     seen = (
         ratings.groupBy(S.USER_IDX)
         .agg(
             F.collect_list(S.ITEM_IDX).alias(SEEN),
-            F.max((F.col(S.SPLIT) == "train").cast("int")).alias(has_train),
+            F.max(F.col(S.SPLIT).isin(*trained_on).cast("int")).alias(has_train),
         )
         .persist()
     )
@@ -233,7 +234,7 @@ def run_score(
     cold = seen.where(F.col(has_train) == 0).select(S.USER_IDX, SEEN)
     if cold.limit(1).count():
         # Users with no training rows: the most popular training items they have not seen.
-        scored = scored.unionByName(_popular(ratings, cold, n, excluded))
+        scored = scored.unionByName(_popular(ratings, cold, n, excluded, trained_on))
     table = (
         scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
         .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
@@ -301,12 +302,12 @@ def run_score(
     return ScoreResult(final, manifest, ScoreResult(sim_final, sim_manifest))
 
 
-def _popular(ratings, cold, n, excluded):
+def _popular(ratings, cold, n, excluded, trained_on=("train",)):
     """Top-N training items by count for users without training rows, minus what they saw."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    counts = ratings.where(F.col(S.SPLIT) == "train").groupBy(S.ITEM_IDX).count()
+    counts = ratings.where(F.col(S.SPLIT).isin(*trained_on)).groupBy(S.ITEM_IDX).count()
     if excluded:
         counts = counts.where(~F.col(S.ITEM_IDX).isin(excluded))
     # A cold user saw at most their held-out rows, so the top (n + seen) items always suffice.

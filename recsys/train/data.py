@@ -93,8 +93,20 @@ class _Split:
     files: tuple[str, ...]
 
 
-def _open_split(split_dir: str | os.PathLike) -> _Split:
-    """List the Parquet files of a split folder (local path or a URI pyarrow understands)."""
+def _open_split(split_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> _Split:
+    """List the Parquet files of a split folder (local path or a URI pyarrow understands).
+
+    A sequence of folders (a refit reads every split) reads as one split, files in order.
+    """
+    if not isinstance(split_dir, (str, os.PathLike)):
+        parts = [_open_split(one) for one in split_dir]
+        if not parts:
+            raise RecsysError("no split folder given")
+        return _Split(
+            " + ".join(p.name for p in parts),
+            parts[0].fs,
+            tuple(f for p in parts for f in p.files),
+        )
     name = os.fspath(split_dir)
     try:
         if "://" in name:
@@ -394,7 +406,7 @@ def _dataset(
 
 
 def ratings_dataset(
-    split_dir: str | os.PathLike,
+    split_dir: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     global_batch_size: int,
     shuffle: bool = True,
@@ -500,7 +512,8 @@ def count_rows(split_dir: str | os.PathLike) -> int:
 
 
 def load_split(
-    split_dir: str | os.PathLike, columns: Sequence[str] = (S.USER_IDX, S.ITEM_IDX, S.RATING)
+    split_dir: str | os.PathLike | Sequence[str | os.PathLike],
+    columns: Sequence[str] = (S.USER_IDX, S.ITEM_IDX, S.RATING),
 ) -> dict[str, np.ndarray]:
     """Columns of a whole split as numpy arrays in file order (for evaluation and masks).
 

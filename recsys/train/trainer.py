@@ -178,15 +178,32 @@ def build_model(
     return model
 
 
-def _checkpoint_dir(root: str, ds: str, prepared: Path, tcfg: TrainConfig) -> Path:
-    """Where a killed run's backup waits: same ds, prepared run and settings -> same folder."""
-    key = json.dumps({"prepared": str(prepared.resolve()), "train": asdict(tcfg)}, sort_keys=True)
+def _checkpoint_dir(
+    root: str, ds: str, prepared: Path, tcfg: TrainConfig, splits: tuple[str, ...] = ("train",)
+) -> Path:
+    """Where a killed run's backup waits: same ds, prepared run, splits and settings -> same
+    folder."""
+    key = {"prepared": str(prepared.resolve()), "train": asdict(tcfg)}
+    if splits != ("train",):
+        key["splits"] = list(splits)
+    key = json.dumps(key, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(root) / "models" / "_checkpoints" / f"ds={ds}" / digest
 
 
-def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir: Path):
-    """Train; returns the model, Keras history, the global batch and ratings/s."""
+def fit(
+    cfg: Config,
+    prepared: Path,
+    manifest: dict[str, Any],
+    ds: str,
+    workdir: Path,
+    splits: tuple[str, ...] = ("train",),
+):
+    """Train on ``splits``; returns the model, Keras history, the global batch and ratings/s.
+
+    The validation split steers early stopping only when training reads the train split alone;
+    a refit (every split) runs its fixed number of epochs.
+    """
     import tensorflow as tf
 
     from recsys.train.callbacks import RankingValidation, TrainTimer
@@ -199,7 +216,9 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     keras.utils.set_random_seed(tcfg.seed)
     strategy = make_strategy()
     replicas = strategy.num_replicas_in_sync
-    n_train, n_val = manifest["counts"]["train"], manifest["counts"]["val"]
+    n_train = sum(manifest["counts"][s] for s in splits)
+    n_val = manifest["counts"]["val"] if splits == ("train",) else 0
+    train_dirs = [prepared / "ratings" / f"split={s}" for s in splits if manifest["counts"][s]]
     per_replica = tcfg.batch_per_replica or max(1, auto_global_batch(n_train) // replicas)
     global_batch = per_replica * replicas
     steps = max(1, n_train // global_batch)
@@ -212,7 +231,7 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
 
     def train_fn(ctx):
         return ratings_dataset(
-            ratings / "split=train",
+            train_dirs,
             global_batch_size=global_batch,
             seed=tcfg.seed,
             in_memory=in_memory,
@@ -235,7 +254,7 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     if tcfg.objective == "ranking":
         ranking = ranking_settings(tcfg, manifest, per_replica)
         log.info("ranking loss %s", ranking)
-        train_rows = load_split(ratings / "split=train", columns=(S.ITEM_IDX, S.RATING))
+        train_rows = load_split(train_dirs, columns=(S.ITEM_IDX, S.RATING))
         check_positives(train_rows[S.RATING], tcfg.min_rating, f"the prepared run {prepared}")
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
@@ -253,7 +272,9 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
     # timer stops before the ranking validation runs, early stopping reads the validator's key.
     timer = TrainTimer()
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(_checkpoint_dir(cfg.root, ds, prepared, tcfg))),
+        keras.callbacks.BackupAndRestore(
+            str(_checkpoint_dir(cfg.root, ds, prepared, tcfg, splits))
+        ),
         timer,
     ]
     val_kwargs, monitor = {}, ("val_rmse" if n_val else "rmse", "min")
@@ -273,6 +294,8 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
             "validation_data": strategy.distribute_datasets_from_function(val_fn),
             "validation_steps": math.ceil(n_val / global_batch),
         }
+    if splits != ("train",):
+        monitor = None  # a refit runs the evaluated model's best number of epochs
     if monitor is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -302,11 +325,31 @@ def fit(cfg: Config, prepared: Path, manifest: dict[str, Any], ds: str, workdir:
         ),
         "ranking_loss": ranking,
         "epochs_run": len(timer.seconds),
+        # The epoch whose weights were kept (early stopping restores the best one): what a
+        # refit on every split runs for.
+        "best_epoch": _best_epoch(history.history, monitor),
+        "trained_on": list(splits),
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
         "ratings_per_second": round(timer.throughput(steps * global_batch)),
     }
     return model, history.history, stats
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str] | None) -> int:
+    """1-based epoch of the kept weights: the monitored best, else the last epoch run."""
+    runs = len(next(iter(history.values()), []))
+    if monitor is None or not history.get(monitor[0]):
+        return runs
+    values = np.asarray(history[monitor[0]], dtype=float)
+    return int(np.argmax(values) if monitor[1] == "max" else np.argmin(values)) + 1
+
+
+def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
+    """The evaluated model's resolved settings, run for its best number of epochs."""
+    settings = dict(evaluated["train"])
+    settings["epochs"] = max(1, int(evaluated["training"].get("best_epoch") or settings["epochs"]))
+    return replace(cfg, train=TrainConfig(**settings))
 
 
 def run_train(
@@ -315,20 +358,35 @@ def run_train(
     run: str | None = None,
     prepared_ds: str | None = None,
     prepared_run: str | None = None,
+    refit_of: Path | None = None,
 ) -> TrainResult:
-    """Train, export, evaluate and commit one model run."""
+    """Train, export, evaluate and commit one model run.
+
+    ``refit_of`` (a model run folder): train again with that model's settings, for its best
+    number of epochs, on every split of its prepared run, so the newest interactions reach the
+    served model. A refit has no held-out rows, so it carries the evaluated model's metrics
+    (``metrics_of``) instead of its own.
+    """
     import tensorflow as tf
 
     import recsys
     from recsys.evaluate.prepared import evaluate_prepared
     from recsys.score.kernels import Scorer
 
+    evaluated = None
+    if refit_of is not None:
+        evaluated = storage.read_manifest(refit_of)
+        cfg = refit_config(cfg, evaluated)
+        prepared = Path(evaluated["prepared"]["path"])
+        storage.read_manifest(prepared)  # still there (retention keeps what a model needs)
     check_train_config(cfg.train)
     cfg = replace(cfg, train=resolve_train(cfg.train))
     family = cfg.train.model
     ds = storage.check_ds(ds or storage.today_utc())
-    prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
+    if evaluated is None:
+        prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
     manifest = storage.read_manifest(prepared)
+    splits = ("train",) if evaluated is None else ("train", "val", "test")
     if manifest.get("implicit") and cfg.train.objective == "rating":
         raise RecsysError(
             f"the prepared run {prepared} holds implicit events (no rating column), so "
@@ -337,20 +395,23 @@ def run_train(
     if manifest["counts"]["train"] == 0:
         raise RecsysError(f"the prepared run {prepared} has no train rows")
     paths = storage.new_run(cfg.root, "models", ds, run)
-    model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging)
+    model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits)
 
     model.save(paths.staging / "model.keras")
     arrays = model.export_arrays()
     np.savez(paths.staging / "arrays.npz", **arrays)
-    metrics = evaluate_prepared(
-        Scorer(arrays), prepared, k=cfg.train.k, max_users=cfg.train.eval_max_users
-    )
+    if evaluated is None:
+        metrics = evaluate_prepared(
+            Scorer(arrays), prepared, k=cfg.train.k, max_users=cfg.train.eval_max_users
+        )
+    else:  # every held-out row was trained on: the evaluated twin's figures stand for it
+        metrics = {**evaluated["metrics"], "metrics_of": str(refit_of)}
     (paths.staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (paths.staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     from recsys.evaluate.prepared import load_split
     from recsys.evaluate.report import write_report
 
-    test = load_split(prepared, "test") if manifest["counts"]["test"] else None
+    test = load_split(prepared, "test") if manifest["counts"]["test"] and not evaluated else None
     ratings = None
     if test is not None and not manifest.get("implicit") and cfg.train.objective == "rating":
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
@@ -369,6 +430,9 @@ def run_train(
         "prepared": {"ds": manifest["ds"], "run": manifest["run"], "path": str(prepared)},
         "train": asdict(cfg.train),
         "training": stats,
+        "refit_of": None
+        if evaluated is None
+        else {"ds": evaluated["ds"], "run": evaluated["run"], "path": str(refit_of)},
         "metrics": metrics,
         "versions": {
             "recsys": recsys.__version__,

@@ -1,0 +1,242 @@
+"""The quality gate: may tonight's model replace the published one?
+
+Two checks on today's test split, both NDCG@k over every unseen item (the evaluation protocol):
+
+1. **popularity**: the new model must reach ``(1 + min_lift)`` x the most-popular list. A model that
+   cannot beat a count of ratings is broken, whatever its loss said.
+2. **published**: the model behind ``recommendations/_LATEST`` is re-evaluated on today's test
+   users, and the new model must reach ``(1 - tolerance)`` x its NDCG. Indices are rebuilt every
+   night, so both models are compared through original ids: the old model ranks its own catalogue
+   for the users it knows, its lists are translated to today's items, and both models are scored
+   against the same held-out rows of the same users (those the old model knows).
+
+A refit model (trained on every split, test included) is never the one compared: when the
+published model is a refit, its evaluated twin (``refit_of``: same settings, trained on that
+night's train split) stands in for it. Otherwise the refit would have trained on rows that are
+in today's test split (MovieLens re-run every night has the same test rows) and look unbeatable.
+
+The decision is committed as ``gates/ds=<ds>/run=<run>/manifest.json`` whether it passes or not,
+so the reason outlives the task log. Numpy and pandas only: no TensorFlow, no Spark.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from recsys import schema as S
+from recsys import storage
+from recsys.config import GateConfig
+from recsys.errors import RecsysError
+from recsys.evaluate.prepared import load_split, sample_users
+from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
+from recsys.score.kernels import Scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reason: str
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarray:
+    """Original ids ordered by index: ``ids[idx]``."""
+    frame = pq.read_table(prepared / table, columns=[idx, id_col]).to_pandas()
+    ids = np.empty(len(frame), dtype=object)
+    ids[frame[idx].to_numpy()] = frame[id_col].to_numpy()
+    return ids
+
+
+def _reference(root: str) -> tuple[Path, dict[str, Any]] | None:
+    """The model to beat: behind the published table; a refit's evaluated twin instead."""
+    try:
+        table = storage.latest(root, "recommendations")
+    except RecsysError:
+        return None
+    model_dir = Path(storage.read_manifest(table)["model"]["path"])
+    model = storage.read_manifest(model_dir)
+    if model.get("refit_of"):
+        model_dir = Path(model["refit_of"]["path"])
+        model = storage.read_manifest(model_dir)
+    return model_dir, model
+
+
+def _ndcg(recommended: np.ndarray, test: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int):
+    users = test[S.USER_IDX].to_numpy()
+    relevant = seen_matrix(users, test[S.ITEM_IDX].to_numpy(), recommended.shape[0], n_items)
+    popularity = np.bincount(train[S.ITEM_IDX].to_numpy(), minlength=n_items)
+    n_train_users = max(1, train[S.USER_IDX].nunique())
+    return ranking_metrics(recommended, relevant, k, popularity, n_train_users)[f"ndcg@{k}"]
+
+
+def compare_with(
+    new: Scorer,
+    new_prepared: Path,
+    old: Scorer,
+    old_prepared: Path,
+    k: int,
+    max_users: int = 0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """NDCG@k of both models on today's test users known to the old model.
+
+    Candidates are every item not in the user's train rows, as in evaluation; the old model
+    can only name items of its own catalogue (an item new today is a miss for it).
+    """
+    train = load_split(new_prepared, "train")
+    test = load_split(new_prepared, "test")
+    user_ids = _ids(new_prepared, "users", S.USER_IDX, S.USER_ID)
+    item_ids = _ids(new_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
+    old_users = pd.Index(_ids(old_prepared, "users", S.USER_IDX, S.USER_ID))
+    old_item_ids = _ids(old_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
+    # today's user -> the old model's row (-1: a user it never saw)
+    old_row = old_users.get_indexer(user_ids)
+    test = test[old_row[test[S.USER_IDX].to_numpy()] >= 0]
+    test = sample_users(test, max_users, seed)
+    chosen = np.unique(test[S.USER_IDX].to_numpy())
+    if chosen.size == 0:
+        return {"users": 0}
+    # Local numbering 0..m-1 of the chosen users, shared by both models.
+    train = train[train[S.USER_IDX].isin(chosen)]
+    local_train = train.assign(**{S.USER_IDX: np.searchsorted(chosen, train[S.USER_IDX])})
+    local_test = test.assign(**{S.USER_IDX: np.searchsorted(chosen, test[S.USER_IDX])})
+    m, n_items = chosen.size, len(item_ids)
+
+    seen_new = seen_matrix(
+        local_train[S.USER_IDX].to_numpy(), local_train[S.ITEM_IDX].to_numpy(), m, n_items
+    )
+    rec_new = top_k(lambda u: new.rank_scores(chosen[u]), m, n_items, k, seen_new)
+
+    # The old model: its rows, its catalogue; today's train items mapped into it.
+    to_old_item = pd.Index(old_item_ids).get_indexer(item_ids)  # today's item -> old (-1)
+    keep = to_old_item[local_train[S.ITEM_IDX].to_numpy()] >= 0
+    seen_old = seen_matrix(
+        local_train[S.USER_IDX].to_numpy()[keep],
+        to_old_item[local_train[S.ITEM_IDX].to_numpy()[keep]],
+        m,
+        len(old_item_ids),
+    )
+    old_rows = old_row[chosen]
+    rec_old_own = top_k(lambda u: old.rank_scores(old_rows[u]), m, len(old_item_ids), k, seen_old)
+    # back to today's items through the original ids (-1 stays an empty slot)
+    to_new_item = pd.Index(item_ids).get_indexer(old_item_ids)
+    rec_old = np.where(rec_old_own >= 0, to_new_item[np.maximum(rec_old_own, 0)], -1)
+
+    return {
+        "users": int(m),
+        "new": _ndcg(rec_new, local_test, local_train, n_items, k),
+        "published": _ndcg(rec_old.astype(np.int64), local_test, local_train, n_items, k),
+    }
+
+
+def run_gate(
+    root: str,
+    model_dir: Path,
+    gate: GateConfig,
+    k: int = 10,
+    ds: str | None = None,
+    run: str | None = None,
+) -> GateResult:
+    """Judge the evaluated model in ``model_dir``; commit the decision under ``gates/``."""
+    model = storage.read_manifest(model_dir)
+    if model.get("refit_of"):
+        raise RecsysError(
+            f"{model_dir} is a refit (trained on the test rows too); gate the model it refits, "
+            f"{model['refit_of']['path']}"
+        )
+    metrics = model.get("metrics", {})
+    key = f"ndcg@{k}"
+    if key not in metrics.get("test", {}):
+        raise RecsysError(
+            f"{model_dir} has no test {key} to judge (empty test split, or k differs from the "
+            "training run's train.k); prepare with a split that holds rows out"
+        )
+    checks: dict[str, Any] = {}
+    failures: list[str] = []
+    ndcg = float(metrics["test"][key])
+    popular = float(metrics["baselines"]["most_popular"][key])
+    need = popular * (1.0 + gate.min_lift)
+    checks["popularity"] = {"model": ndcg, "popular": popular, "required": need}
+    if not ndcg >= need:
+        failures.append(
+            f"test {key} {ndcg:.4f} is below the popularity list's {popular:.4f}"
+            + (f" x (1 + min_lift {gate.min_lift:g}) = {need:.4f}" if gate.min_lift else "")
+        )
+    reference = _reference(root)
+    if reference is None:
+        checks["published"] = {"skipped": "nothing published yet"}
+    else:
+        ref_dir, ref = reference
+        if ref_dir.resolve() == Path(model_dir).resolve():
+            checks["published"] = {"skipped": "this model is the published one"}
+        else:
+            try:
+                old = Scorer.load(ref_dir / "arrays.npz")
+                old_prepared = Path(ref["prepared"]["path"])
+                storage.read_manifest(old_prepared)
+            except (OSError, ValueError, RecsysError) as exc:
+                log.warning("gate: the published model is unreadable (%s); skipped", exc)
+                checks["published"] = {"skipped": f"published model unreadable: {exc}"}
+            else:
+                got = compare_with(
+                    Scorer.load(Path(model_dir) / "arrays.npz"),
+                    Path(model["prepared"]["path"]),
+                    old,
+                    old_prepared,
+                    k,
+                    gate.max_users,
+                )
+                got.update(model=str(ref_dir), model_version=ref["model_version"])
+                checks["published"] = got
+                if got["users"] == 0:
+                    got["skipped"] = "no test user is known to the published model"
+                else:
+                    floor = got["published"] * (1.0 - gate.tolerance)
+                    got["required"] = floor
+                    if not got["new"] >= floor:
+                        failures.append(
+                            f"on {got['users']:,} test users known to both, {key} "
+                            f"{got['new']:.4f} is below the published model "
+                            f"{ref['model_version']}'s {got['published']:.4f} x (1 - tolerance "
+                            f"{gate.tolerance:g}) = {floor:.4f}"
+                        )
+    passed = not failures
+    reason = (
+        "; ".join(failures)
+        if failures
+        else "passed: "
+        + ", ".join(
+            f"{name} ({'skipped' if 'skipped' in c else 'ok'})" for name, c in checks.items()
+        )
+    )
+    ds = storage.check_ds(ds or model["ds"])
+    paths = storage.new_run(root, "gates", ds, run)
+    manifest = {
+        "table": "gates",
+        "ds": ds,
+        "run": paths.run,
+        "passed": passed,
+        "reason": reason,
+        "model": {"ds": model["ds"], "run": model["run"], "path": str(model_dir)},
+        "model_version": model["model_version"],
+        "k": k,
+        "min_lift": gate.min_lift,
+        "tolerance": gate.tolerance,
+        "checks": checks,
+    }
+    final = storage.commit(paths, manifest)
+    if passed:
+        log.info("gate %s", reason)
+    else:
+        log.error("gate refused: %s", reason)
+    return GateResult(passed, reason, final, manifest)

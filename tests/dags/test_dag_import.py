@@ -1,0 +1,107 @@
+"""The DAG file parses fast, cleanly, without a database and without heavy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags.get("recsys_nightly")
+out = {
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "dags": sorted(bag.dags),
+    "heavy": [m for m in ("tensorflow", "keras", "pyspark", "recsys", "numpy") if m in sys.modules],
+}
+if dag is not None:
+    out.update(
+        upstream={t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        retries={t.task_id: t.retries for t in dag.tasks},
+        operators={t.task_id: type(t).__name__ for t in dag.tasks},
+        params=dag.params.dump(),
+        max_active_runs=dag.max_active_runs,
+        catchup=dag.catchup,
+        tags=sorted(dag.tags),
+        timetable=str(dag.timetable),
+        doc="recsys nightly" in (dag.doc_md or ""),
+        conn_ids={t.task_id: getattr(t, "_conn_id", None) for t in dag.tasks},
+    )
+print("RESULT" + json.dumps(out, default=str))
+"""
+
+
+def _parse(tmp_path, **env_extra) -> dict:
+    db = tmp_path / "db" / "airflow.db"
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        # A database that does not exist yet: parsing must not even connect (sqlite would
+        # create the file on the first connection).
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{db}",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        **env_extra,
+    )
+    (tmp_path / "db").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(REPO / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
+    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not db.exists(), "parsing the DAG file touched the metadata database"
+    return json.loads(line[0][len("RESULT") :])
+
+
+def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
+    out = _parse(tmp_path)
+    assert out["errors"] == {}
+    assert out["dags"] == ["recsys_nightly"]
+    assert out["heavy"] == [], "the DAG file imported heavy modules at parse time"
+    assert out["upstream"] == {
+        "source": [],
+        "prepare": ["source"],
+        "train": ["prepare", "source"],
+        "evaluate": ["source", "train"],
+        "gate": ["evaluate", "source", "train"],
+        "refit": ["gate", "source", "train"],
+        "score": ["refit"],
+        "publish": ["score", "source"],
+        "retention": ["publish", "source"],
+    }
+    assert out["operators"]["prepare"] == "SparkSubmitOperator"
+    assert out["operators"]["score"] == "SparkSubmitOperator"
+    assert out["conn_ids"]["prepare"] == out["conn_ids"]["score"] == "spark_default"
+    # Retries with backoff everywhere, except the gate: a refusal is not a transient error.
+    assert out["retries"]["gate"] == 0
+    assert {v for k, v in out["retries"].items() if k != "gate"} == {2}
+    assert out["max_active_runs"] == 1 and out["catchup"] is False and out["doc"]
+    assert "0 0 * * *" in out["timetable"]
+    params = out["params"]
+    assert params["top_n"] == 10 and params["split"] == "leave-last"
+    assert params["refit"] is True and params["objective"] == "ranking"
+    assert params["root"] == str(REPO / "var")
+
+
+def test_schedule_retries_and_root_come_from_the_environment(tmp_path):
+    out = _parse(
+        tmp_path,
+        RECSYS_SCHEDULE="@hourly",
+        RECSYS_RETRIES="0",
+        RECSYS_ROOT=str(tmp_path / "store"),
+    )
+    assert out["errors"] == {}
+    assert "0 * * * *" in out["timetable"]
+    assert set(out["retries"].values()) == {0}
+    assert out["params"]["root"] == str(tmp_path / "store")
