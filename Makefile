@@ -1,7 +1,10 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    creates .venv if missing, installs, runs the main job on embedded defaults
+#   make run    creates .venv if missing, installs, runs the nightly Airflow DAG once, here
+#               (SQLite Airflow under ./var/airflow, local Spark, files under ./var); DATASET=ml-1m
+#               or DATASET=/path/to/ratings picks other data
 #   make test   creates .venv if missing, installs, runs every test (slow ones included) + ruff
 PYTHON ?= python3
+DATASET ?= ml-latest-small
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/recsys demo
+	$(BIN)/recsys nightly --dataset $(DATASET)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "slow or not slow" -q

@@ -3,7 +3,8 @@
     recsys data download ml-latest-small --dest data/
     recsys data synth --shape ml-latest-small --dest data/synth
     recsys prepare --input data/ml-latest-small --root var/
-    recsys demo            # download (or synthesise) + prepare + train: what `make run` calls
+    recsys demo            # download (or synthesise) + prepare + train, without Airflow
+    recsys nightly         # the whole nightly DAG once, here (Airflow on SQLite): `make run`
 
 Errors a user can cause print one sentence and exit with status 2.
 """
@@ -513,8 +514,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_metrics(model.manifest["metrics"], cfg.train.k, model.manifest["model_version"])
     print(f"model written to {model.path}")
     print(
-        "Next: `recsys score` then `recsys publish` write the top-N table; the nightly Airflow "
-        "DAG that chains them is not built yet, so this run stops here."
+        "Next: `recsys gate`, `recsys score` and `recsys publish` write the top-N table; "
+        "`recsys nightly` (what `make run` calls) runs every step as the Airflow DAG."
     )
     return 0
 
