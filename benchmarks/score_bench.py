@@ -1,25 +1,35 @@
 """Scoring throughput: the Spark job against the hardware floor and Spark ML's ALS.
 
     python benchmarks/score_bench.py --root /tmp/bench-var [--dim 64] [--top 10] [--skip-als]
+        [--similar-items N]
 
 Needs a prepared run under --root (e.g. ``recsys prepare`` of ``recsys data synth --shape
 ml-25m``: 162k users x 59k items). It writes a random biased-MF model of the prepared shape
 (scoring cost does not depend on the weights) as a model run, then prints:
 
-1. the full job, ``spark-submit --master local[2] jobs/score.py`` (wall time, pairs scored/s);
+1. the full job, ``spark-submit --master local[2] jobs/score.py`` (wall time, pairs scored/s;
+   with --similar-items N the job also writes similar_items, which the wall time includes and
+   the job's own summary lines split);
 2. the floor measured in the same run: numpy matmul of the same factor matrices plus top-N
    selection, no Spark, two processes (both cores), BLAS pinned to one thread each, best of 3;
 3. Spark ML ``ALS(maxIter=1, rank=dim).fit`` on the same ratings, then
    ``recommendForAllUsers(top)`` + Parquet write (which, unlike ours, keeps seen items).
+
+The machine may be shared: each figure is printed with the 1-minute load average read just before
+its timed section (``load``), and the job's line with its peak memory (``PeakMemory``: the JVM,
+which in local mode is driver and executor, and the largest Python worker). The helpers here are
+shared by ``score_ncf_bench.py`` and ``score_memory_bench.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,6 +40,90 @@ from recsys import storage
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+def load() -> float:
+    """The 1-minute load average: how busy the (shared) machine is right before a timed section."""
+    return os.getloadavg()[0]
+
+
+def _kind(proc) -> str:
+    """jvm, worker (pyspark.daemon and the workers it forks), driver (the job's Python) or other."""
+    try:
+        name, cmd = proc.name(), " ".join(proc.cmdline())
+    except Exception:  # gone, or not ours to read
+        return "other"
+    if name == "java":
+        return "jvm"
+    if name in ("bash", "sh", "dash"):  # spark-submit's launcher scripts, before they exec
+        return "other"
+    if "pyspark.daemon" in cmd or "pyspark.worker" in cmd or "pyspark/daemon" in cmd:
+        return "worker"
+    if "python" in cmd:
+        return "driver"
+    return "other"
+
+
+def _hwm_kib(pid: int) -> int:
+    """Peak resident set of a process (``VmHWM``), KiB; 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Polls the process tree under ``pid`` (spark-submit) for each process's peak RSS (VmHWM).
+
+    The kernel keeps the peak, so polling only has to see each process once before it exits;
+    every ``every`` seconds is plenty (Spark's Python workers live as long as the job).
+    """
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        import psutil
+
+        self._root = psutil.Process(pid)
+        self.peaks: dict[tuple[int, str], int] = {}  # (pid, kind) -> KiB
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                children = self._root.children(recursive=True)
+            except Exception:
+                break
+            # spark-submit's script execs the JVM, so the root counts too; a process is classed
+            # on every poll (exec changes what it is, and resets its VmHWM).
+            for proc in (self._root, *children):
+                key = (proc.pid, _kind(proc))
+                self.peaks[key] = max(self.peaks.get(key, 0), _hwm_kib(proc.pid))
+            self._stop.wait(self._every)
+
+    def stop(self) -> dict[str, float]:
+        """Peak MiB per kind: the largest single process, and how many there were."""
+        self._stop.set()
+        self._thread.join()
+        out: dict[str, float] = {}
+        for (_, kind), kib in self.peaks.items():
+            out[kind] = max(out.get(kind, 0.0), kib / 1024)
+            out[f"n_{kind}"] = out.get(f"n_{kind}", 0) + 1
+        return out
+
+
+def memory_line(peaks: dict[str, float]) -> str:
+    return (
+        f"peak RSS: JVM (driver = executor in local mode) {peaks.get('jvm', 0):,.0f} MiB, "
+        f"largest Python worker {peaks.get('worker', 0):,.0f} MiB "
+        f"({int(peaks.get('n_worker', 0))} worker processes), "
+        f"Python driver {peaks.get('driver', 0):,.0f} MiB"
+    )
 
 
 def fake_model(root: str, prepared: Path, dim: int) -> str:
@@ -93,7 +187,10 @@ def floor(arrays_path: Path, top: int, block: int = 512) -> float:
     return best
 
 
-def spark_job(root: str, model_run: str, top: int, driver_memory: str) -> float:
+def spark_job(
+    root: str, model_run: str, top: int, driver_memory: str, extra: tuple[str, ...] = ()
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds of ``spark-submit jobs/score.py`` and its peak memory (``PeakMemory``)."""
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     cmd = [
         str(BIN / "spark-submit"),
@@ -112,14 +209,20 @@ def spark_job(root: str, model_run: str, top: int, driver_memory: str) -> float:
         str(top),
         "--ds",
         "2000-01-02",
+        *extra,
     ]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    monitor = PeakMemory(proc.pid)
+    out, err = proc.communicate()
     seconds = time.perf_counter() - started
+    peaks = monitor.stop()
     if proc.returncode:
-        sys.exit(f"spark-submit failed:\n{proc.stderr[-3000:]}")
-    print(proc.stdout.strip().splitlines()[-1])
-    return seconds
+        sys.exit(f"spark-submit failed:\n{err[-3000:]}")
+    for line in out.strip().splitlines():  # the job's own summary line(s), not its log
+        if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line):
+            print(line)
+    return seconds, peaks
 
 
 def als(prepared: Path, dim: int, top: int, driver_memory: str) -> float:
@@ -146,6 +249,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=10)
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--skip-als", action="store_true")
+    parser.add_argument(
+        "--similar-items", type=int, default=0, help="the job also writes similar_items (N)"
+    )
     args = parser.parse_args()
 
     prepared = storage.latest(args.root, "prepared")
@@ -153,15 +259,26 @@ def main() -> None:
     pairs = m["n_users"] * m["n_items"]
     print(f"{m['n_users']:,} users x {m['n_items']:,} items = {pairs:,} pairs, dim {args.dim}")
     run = fake_model(args.root, prepared, args.dim)
-    job = spark_job(args.root, run, args.top, args.driver_memory)
+    load_job = load()
+    extra = ("--similar-items", str(args.similar_items)) if args.similar_items else ()
+    job, peaks = spark_job(args.root, run, args.top, args.driver_memory, extra)
     arrays = storage.resolve(args.root, "models", "2000-01-01", run) / "arrays.npz"
+    load_floor = load()
     best = floor(arrays, args.top)
-    print(f"job (spark-submit local[2]): {job:.1f} s, {pairs / job / 1e6:.1f} M pairs/s")
-    print(f"floor (numpy, 2 cores, best of 3): {best:.1f} s, {pairs / best / 1e6:.1f} M pairs/s")
+    print(
+        f"job (spark-submit local[2]): {job:.1f} s, {pairs / job / 1e6:.1f} M pairs/s "
+        f"[load {load_job:.2f}]"
+    )
+    print(f"  {memory_line(peaks)}")
+    print(
+        f"floor (numpy, 2 cores, best of 3): {best:.1f} s, {pairs / best / 1e6:.1f} M pairs/s "
+        f"[load {load_floor:.2f}]"
+    )
     print(f"job / floor: {job / best:.2f}x (target <= 2)")
     if not args.skip_als:
+        load_als = load()
         als_s = als(prepared, args.dim, args.top, args.driver_memory)
-        print(f"ALS recommendForAllUsers({args.top}) + write: {als_s:.1f} s")
+        print(f"ALS recommendForAllUsers({args.top}) + write: {als_s:.1f} s [load {load_als:.2f}]")
         print(f"ALS / job: {als_s / job:.1f}x (target >= 5)")
 
 
