@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,11 @@ def new_run(root: str, table: str, ds: str, run: str | None = None) -> RunPaths:
         raise RecsysError(
             f"{paths.final} already exists; runs are immutable, so pass a new --run id"
         )
-    paths.staging.mkdir(parents=True, exist_ok=True)
+    if paths.staging.exists():
+        # Debris of a killed attempt of this run id (an orchestrator's retry reuses the id):
+        # nobody reads it, and Spark refuses to write into a table folder that already exists.
+        shutil.rmtree(paths.staging)
+    paths.staging.mkdir(parents=True)
     return paths
 
 
