@@ -9,7 +9,9 @@ else that must start real Spark processes:
 * :func:`start_standalone_cluster`: a master + one worker on loopback, as a context manager
   (usable outside a fixture); always stopped on exit;
 * :func:`package_zip` / :func:`isolated_python`: the ``--py-files`` zip, and this venv's Python
-  without the editable recsys, so that a job can import recsys only from the zip.
+  without the editable recsys, so that a job can import recsys only from the zip;
+* :func:`import_probe_conf` / :func:`recsys_imports`: run Python workers through a probe that
+  logs where each one imported recsys from (executors really use the zip).
 
 Every process is started in its own process group and stopped by that group's id only.
 """
@@ -55,20 +57,53 @@ def package_zip(out: Path) -> Path:
     return build_zip(out)
 
 
+# A Spark Python worker module (``spark.python.worker.module``; the daemon accepts only names
+# beginning with "pyspark") that runs pyspark.worker and appends where each worker process
+# imported ``recsys`` from to the file $RECSYS_IMPORT_LOG: Python's own answer, per process.
+PROBE_WORKER = "pyspark_recsys_probe"
+IMPORT_LOG = "RECSYS_IMPORT_LOG"
+_PROBE_SOURCE = f'''"""Test-only Spark Python worker: logs where a worker imports `recsys` from."""
+import os
+import sys
+
+from pyspark import worker
+
+
+class _RecsysOrigin:
+    def find_spec(self, name, path=None, target=None):
+        if name != "recsys":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and os.environ.get("{IMPORT_LOG}"):
+                with open(os.environ["{IMPORT_LOG}"], "a") as log:
+                    log.write(f"{{os.getpid()}}\\t{{os.path.abspath(spec.origin)}}\\n")
+            if spec is not None:
+                return spec
+        return None
+
+
+sys.meta_path.insert(0, _RecsysOrigin())
+main = worker.main
+'''
+
+
 def isolated_python(folder: Path) -> Path:
     """This venv's Python without the editable recsys, so only the zip can provide it.
 
     ``-S`` skips the ``.pth`` files (one of them installs the editable-import hook); the
     site-packages folder then goes on PYTHONPATH *after* whatever spark-submit put there.
     Writes the wrapper script ``folder/python`` and checks that it cannot import recsys.
+    ``folder`` also holds the import probe of :func:`import_probe_conf` (and nothing else).
     """
     site = sysconfig.get_paths()["purelib"]
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{PROBE_WORKER}.py").write_text(_PROBE_SOURCE)
     wrapper = folder / "python"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{site}" exec "{sys.executable}" -S "$@"\n'
-    )
+    path = f"${{PYTHONPATH:+$PYTHONPATH:}}{site}:{folder}"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{path}" exec "{sys.executable}" -S "$@"\n')
     wrapper.chmod(0o755)
     probe = subprocess.run(
         [str(wrapper), "-c", "import pyspark, pandas, pyarrow, yaml, rich\nimport recsys"],
@@ -84,6 +119,26 @@ def isolated_python(folder: Path) -> Path:
         f"pass without the zip:\nstdout:\n{probe.stdout}\nstderr:\n{probe.stderr}"
     )
     return wrapper
+
+
+def import_probe_conf(log: Path) -> list[str]:
+    """spark-submit options that run Python workers through the probe of an
+    :func:`isolated_python` (so they fail if executors ignore it) and log their recsys imports
+    to ``log``; read them back with :func:`recsys_imports`."""
+    return [
+        "--conf",
+        f"spark.python.worker.module={PROBE_WORKER}",
+        "--conf",
+        f"spark.executorEnv.{IMPORT_LOG}={log}",
+    ]
+
+
+def recsys_imports(log: Path) -> list[str]:
+    """Where each Python worker process imported ``recsys`` from (its ``__init__`` file, as an
+    absolute path: an executor's sys.path names its copy of the zip relative to its work dir)."""
+    if not log.exists():
+        return []
+    return [line.split("\t", 1)[1] for line in log.read_text().splitlines() if "\t" in line]
 
 
 def spark_env(python: Path | None) -> dict[str, str]:
