@@ -92,16 +92,23 @@ class RunPaths:
 
 
 def new_run(root: str, table: str, ds: str, run: str | None = None) -> RunPaths:
-    """Allocate a run folder (staging created); refuses to reuse an existing run id."""
+    """Allocate a run folder (staging created); refuses to reuse the id of a complete run.
+
+    A killed attempt of the same id (an orchestrator's retry reuses it) leaves a staging folder
+    or a run folder without manifest; both are incomplete, nobody reads them, and they go.
+    """
     if not _is_local(root):
         raise RecsysError(
             f"root {root!r}: only local paths are supported by this version's commit protocol"
         )
     paths = RunPaths(root, table, check_ds(ds), safe_run_id(run) if run else new_run_id())
     if paths.final.exists():
-        raise RecsysError(
-            f"{paths.final} already exists; runs are immutable, so pass a new --run id"
-        )
+        if (paths.final / MANIFEST).is_file():
+            raise RecsysError(
+                f"{paths.final} already exists; runs are immutable, so pass a new --run id"
+            )
+        # Renamed into place but killed before its manifest: incomplete, read by nobody.
+        shutil.rmtree(paths.final)
     if paths.staging.exists():
         # Debris of a killed attempt of this run id (an orchestrator's retry reuses the id):
         # nobody reads it, and Spark refuses to write into a table folder that already exists.

@@ -49,6 +49,21 @@ def test_runs_are_immutable(tmp_path):
         storage.new_run(str(tmp_path), "prepared", "2026-01-02", "r")
 
 
+def test_a_run_killed_between_rename_and_manifest_can_be_retried_under_its_id(tmp_path):
+    root = str(tmp_path)
+    done = storage.commit(storage.new_run(root, "prepared", "2026-01-02", "ok"), {})
+    killed = storage.new_run(root, "prepared", "2026-01-02", "retry")
+    (killed.staging / "part.parquet").write_text("half")
+    killed.staging.rename(killed.final)  # commit's rename happened, its manifest never did
+    with pytest.raises(RecsysError, match="not a complete prepared run"):
+        storage.resolve(root, "prepared", "2026-01-02", "retry")
+    assert storage.latest(root, "prepared") == done
+    again = storage.new_run(root, "prepared", "2026-01-02", "retry")
+    assert not again.final.exists() and not (again.staging / "part.parquet").exists()
+    assert storage.commit(again, {"n": 1}) == killed.final
+    assert storage.read_manifest(killed.final) == {"n": 1}
+
+
 def test_missing_runs_are_clear_errors(tmp_path):
     with pytest.raises(RecsysError, match="run `recsys prepare` first"):
         storage.latest(str(tmp_path), "prepared")
