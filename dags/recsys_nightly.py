@@ -11,7 +11,7 @@ Every night, for the run's logical date `ds`:
 | `evaluate` | `recsys evaluate`: test metrics next to the baselines (log) | |
 | `gate` | `recsys gate`: refuses a model below popularity or the published one | `gates/…` |
 | `refit` | `recsys train --refit` on every split (param `refit`) | `models/ds=…/run=…-refit` |
-| `score` | Spark: `jobs/score.py`, every unseen pair | `recommendations/ds=…/run=…` |
+| `score` | Spark: `jobs/score.py`: top N of all unseen pairs, nearest items | `recommendations/…` |
 | `publish` | `recsys publish`: validates, then moves `recommendations/_LATEST` | |
 | `retention` | `recsys retention`: runs older than `retention_days`, never those in use | |
 
@@ -161,6 +161,9 @@ def _spark_env() -> dict[str, str]:
             [], type="array", description="extra `--set key=value` of recsys train"
         ),
         "top_n": Param(10, type="integer", minimum=1, description="items per user"),
+        "similar_items": Param(
+            10, type="integer", minimum=0, description="nearest items per item (0: no table)"
+        ),
         "refit": Param(True, type="boolean", description="retrain on every split before scoring"),
         "gate_tolerance": Param(0.1, type="number", minimum=0),
         "gate_min_lift": Param(0.0, type="number"),
@@ -302,6 +305,8 @@ def recsys_nightly():
             "{{ ti.xcom_pull(task_ids='refit')['model_run'] }}",
             "--top",
             "{{ params.top_n }}",
+            "--similar-items",
+            "{{ params.similar_items }}",
         ],
     )
 

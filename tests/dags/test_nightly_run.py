@@ -52,6 +52,8 @@ def test_nightly_runs_publish_and_a_refused_gate_keeps_the_last_table(tmp_path, 
     assert table["ds"] == DS and published.parent.name == f"ds={DS}"
     assert validate(published) == {"users": N_USERS, "rows": N_USERS * 10}
     assert table["rows_by_source"] == {"model": N_USERS * 10}  # the refit knows every user
+    similar = storage.latest(str(root), "similar_items")
+    assert similar.name == published.name and storage.read_manifest(similar)["rows"] > 0
     served = storage.read_manifest(table["model"]["path"])
     assert served["refit_of"] and served["training"]["trained_on"] == ["train", "val", "test"]
     evaluated = storage.read_manifest(served["refit_of"]["path"])
