@@ -50,10 +50,12 @@ def load() -> float:
 def _kind(proc) -> str:
     """jvm, worker (pyspark.daemon and the workers it forks), driver (the job's Python) or other."""
     try:
-        name, cmd = proc.name(), " ".join(proc.cmdline())
+        name, argv = proc.name(), proc.cmdline()
     except Exception:  # gone, or not ours to read
         return "other"
-    if name == "java":
+    cmd = " ".join(argv)
+    # The JVM, and its short-lived clones while it spawns a process (they share its memory)
+    if name == "java" or (argv and argv[0].endswith("java")):
         return "jvm"
     if name in ("bash", "sh", "dash"):  # spark-submit's launcher scripts, before they exec
         return "other"
