@@ -126,19 +126,29 @@ class Scorer:
         models skip them, and the item bias rides in the matmul as one more factor column
         (``[u, 1] . [v, b_i]``): one pass over the block instead of three.
         """
+        factors = self.order_factors(users)
+        if factors is None:
+            return self.rank_scores(users)
+        u, items_t = factors
+        return u @ items_t  # (b, n_items)
+
+    def order_factors(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(u (b, d), items_t (d, n_items))`` whose product is ``order_scores(users)``, for
+        the factor models (``None`` for the MLP ones): lets a caller compute the block a tile
+        of items at a time."""
         a = self.arrays
         if self.family not in ("mf", "biased-mf"):
-            return self.rank_scores(users)
+            return None
         if "order_items" not in self._cache:
             items = a["item_factors"]
             if self.family == "biased-mf":
                 items = np.hstack([items, a["item_bias"][:, None]])
             # (dim [+1], n_items)
             self._cache["order_items"] = np.ascontiguousarray(items.T, np.float32)
-        u = a["user_factors"][np.asarray(users)]  # (b, dim)
+        u = np.asarray(a["user_factors"][np.asarray(users)], np.float32)  # (b, dim)
         if self.family == "biased-mf":
             u = np.hstack([u, np.ones((len(u), 1), np.float32)])
-        return u @ self._cache["order_items"]  # (b, n_items)
+        return u, self._cache["order_items"]
 
     def score_block(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Predicted ratings (rating models) or ranking logits of users x items: (b, n)."""

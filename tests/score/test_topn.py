@@ -102,3 +102,30 @@ def test_executor_code_never_imports_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("user_tile", "item_tile"), [(3, 5), (2, 7), (64, 4096), (1, 1)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiled_selection_equals_the_whole_block(user_tile, item_tile, seed):
+    """Tile by tile (seen and excluded items masked per tile) = the whole masked block, with
+    ties across tile boundaries going to the lower item id, and short rows padded."""
+    from recsys.score.topn import top_k_factored
+
+    rng = np.random.default_rng(seed)
+    b, n, d, k = 11, 23, 2, 6
+    u = rng.integers(-2, 3, size=(b, d)).astype(np.float32)  # few distinct scores: many ties
+    items_t = rng.integers(-2, 3, size=(d, n)).astype(np.float32)
+    seen_rows = np.repeat(np.arange(b), rng.integers(0, 8, size=b))
+    seen_cols = rng.integers(0, n, size=seen_rows.size)
+    seen_rows = np.concatenate([seen_rows, np.full(n - 2, 4)])  # user 4 has 2 candidates left
+    seen_cols = np.concatenate([seen_cols, np.arange(n - 2)])
+    excluded = np.array([3, 11, 17])
+    block = (u @ items_t).astype(np.float32)
+    block[seen_rows, seen_cols] = -np.inf
+    block[:, excluded] = -np.inf
+    want = top_k_rows(block.copy(), k)
+    got = top_k_factored(
+        u, items_t, seen_rows, seen_cols, k, excluded, user_tile=user_tile, item_tile=item_tile
+    )
+    np.testing.assert_array_equal(got, want)
+    assert (got[4] >= 0).sum() <= 2 and (got[4, 2:] == -1).all()
