@@ -131,6 +131,19 @@ def _spark_env() -> dict[str, str]:
     return env
 
 
+def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
+    """``jobs/<step>.py`` through the ``spark_default`` connection, sized by the params."""
+    return SparkSubmitOperator(
+        task_id=step,
+        application=str(JOBS_DIR / f"{step}.py"),
+        name=f"recsys-{step}",
+        py_files=PY_FILES,
+        conf=_spark_conf(),
+        env_vars=_spark_env(),
+        application_args=args,
+    )
+
+
 @dag(
     dag_id="recsys_nightly",
     schedule=ENV.get("RECSYS_SCHEDULE", "@daily"),
@@ -193,14 +206,9 @@ def recsys_nightly():
     root, ds, run = _xcom("root"), _xcom("ds"), _xcom("run")
     common = ["--root", root, "--ds", ds]
 
-    prepare = SparkSubmitOperator(
-        task_id="prepare",
-        application=str(JOBS_DIR / "prepare.py"),
-        name="recsys-prepare",
-        py_files=PY_FILES,
-        conf=_spark_conf(),
-        env_vars=_spark_env(),
-        application_args=[
+    prepare = _spark_job(
+        "prepare",
+        [
             "--input",
             _xcom("input"),
             *common,
@@ -288,14 +296,9 @@ def recsys_nightly():
         )
         return {"model_ds": paths["ds"], "model_run": run}
 
-    score = SparkSubmitOperator(
-        task_id="score",
-        application=str(JOBS_DIR / "score.py"),
-        name="recsys-score",
-        py_files=PY_FILES,
-        conf=_spark_conf(),
-        env_vars=_spark_env(),
-        application_args=[
+    score = _spark_job(
+        "score",
+        [
             *common,
             "--run",
             run,

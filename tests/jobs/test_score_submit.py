@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import sparkproc
@@ -36,26 +35,9 @@ IN_ZIP = "/recsys.zip/recsys/__init__.py"  # a zipimport's origin
 def trained_root(spark, tmp_path_factory) -> Path:
     """A storage root holding one prepared run (60 users x 40 items + a cold user) and a model
     trained on it, built in-process; the tests only read it and add recommendations runs."""
-    from recsys.config import load_config
-    from recsys.prepare.job import run_prepare
-    from recsys.train.trainer import run_train
+    from scoredata import trained_root as build
 
-    base = tmp_path_factory.mktemp("score-submit")
-    rng = np.random.default_rng(0)
-    pairs = {(int(u), int(rng.zipf(1.3) % 40)) for u in rng.integers(0, 60, 1500)}
-    lines = ["user_id,item_id,rating,timestamp"]
-    lines += [f"{u},{i},{rng.integers(1, 6)},{1000 + k}" for k, (u, i) in enumerate(sorted(pairs))]
-    lines.append(f"{COLD_USER},777,5,5000")
-    (base / "log.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(
-        root=str(base / "var"),
-        source={"input": str(base / "log.csv")},
-        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.0},
-        train={"epochs": 2, "dim": 8, "eval_max_users": 0},
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, TRAIN_DS)
-    run_train(cfg, TRAIN_DS)
+    cfg = build(tmp_path_factory.mktemp("score-submit"), TRAIN_DS, seed=0, cold_user=COLD_USER)
     return Path(cfg.root)
 
 

@@ -13,7 +13,6 @@ pytest.importorskip("tensorflow")
 
 from recsys import schema as S  # noqa: E402
 from recsys import storage  # noqa: E402
-from recsys.config import load_config  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.score.kernels import Scorer  # noqa: E402
 
@@ -24,29 +23,15 @@ TOP = 5
 def scored(spark, tmp_path_factory):
     """60 users x 40 items, plus user 999 whose one rating (of an item no one else rated) is
     held out: the model never saw them, so they get the popularity list."""
-    from recsys.prepare.job import run_prepare
-    from recsys.score.job import run_score
-    from recsys.train.trainer import run_train
+    from scoredata import trained_root
 
-    base = tmp_path_factory.mktemp("score")
-    rng = np.random.default_rng(0)
-    pairs = {(int(u), int(rng.zipf(1.3) % 40)) for u in rng.integers(0, 60, 1500)}
-    lines = ["user_id,item_id,rating,timestamp"]
-    lines += [f"{u},{i},{rng.integers(1, 6)},{1000 + k}" for k, (u, i) in enumerate(sorted(pairs))]
-    lines.append("999,777,5,5000")
-    (base / "log.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(
-        root=str(base / "var"),
-        source={"input": str(base / "log.csv")},
-        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.0},
-        train={"epochs": 2, "dim": 8, "eval_max_users": 0},
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, "2026-03-01")
-    model = run_train(cfg, "2026-03-01")
+    from recsys.score.job import run_score
+
+    cfg = trained_root(tmp_path_factory.mktemp("score"), "2026-03-01", seed=0, cold_user=999)
+    model = storage.latest(cfg.root, "models")
     result = run_score(cfg, "2026-03-02", n=TOP)
     table = pq.read_table(result.path / "table").to_pandas()
-    return cfg, model.path, result, table
+    return cfg, model, result, table
 
 
 def test_every_user_gets_the_exact_top_n(scored):

@@ -16,7 +16,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sparkproc import BIN, spark_env, tail
 
@@ -45,27 +44,12 @@ KILL_TIMEOUT = 180  # a safety net: the job reaches the write in 15-40 s on a bu
 @pytest.fixture(scope="module")
 def published(spark, tmp_path_factory):
     """A prepared run, a model (2 epochs) and one scored table, published: built in-process."""
-    from recsys.config import load_config
-    from recsys.prepare.job import run_prepare
+    from scoredata import trained_root
+
     from recsys.score.job import run_score
     from recsys.score.publish import publish
-    from recsys.train.trainer import run_train
 
-    base = tmp_path_factory.mktemp("score-kill")
-    rng = np.random.default_rng(1)
-    pairs = {(int(u), int(rng.zipf(1.3) % 40)) for u in rng.integers(0, 60, 1500)}
-    lines = ["user_id,item_id,rating,timestamp"]
-    lines += [f"{u},{i},{rng.integers(1, 6)},{1000 + k}" for k, (u, i) in enumerate(sorted(pairs))]
-    (base / "log.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(
-        root=str(base / "var"),
-        source={"input": str(base / "log.csv")},
-        prepare={"split": "stratified", "test_fraction": 0.25, "val_fraction": 0.0},
-        train={"epochs": 2, "dim": 8, "eval_max_users": 0},
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, TRAIN_DS)
-    run_train(cfg, TRAIN_DS)
+    cfg = trained_root(tmp_path_factory.mktemp("score-kill"), TRAIN_DS, seed=1)
     first = run_score(cfg, DS, run="first", n=TOP).path
     publish(cfg.root, DS)
     assert storage.latest(cfg.root, "recommendations") == first
