@@ -1,4 +1,5 @@
-"""`make run` end to end: no network -> synthesise ml-latest-small -> prepare -> train."""
+"""`recsys demo` end to end (the nightly steps without Airflow): no network -> synthesise
+ml-latest-small -> prepare -> train."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_demo_offline_synthesises_prepares_and_trains(spark, tmp_path, capsys, m
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "synthesising" in out and "this run stops here" in out
+    assert "is not available" in out and "using synthetic data of the ml-latest-small shape" in out
+    assert "`recsys nightly`" in out
     # The default ranking model was trained and beats the popularity list it is printed next to.
     model = storage.read_manifest(storage.latest(str(tmp_path / "var"), "models"))
     assert model["objective"] == "ranking" and "ndcg@10" in out
