@@ -20,9 +20,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from recsys import storage
 from recsys.errors import RecsysError
@@ -33,6 +34,8 @@ _START = re.compile(r"^(\S+) .*\[DAG TEST\] starting task_id=(\S+)")
 _END = re.compile(r"^(\S+) .*\[DAG TEST\] end task task_id=(\S+)")
 _STATE = re.compile(r"new_state=(\w+)")
 # What a failed task says about why: our one-sentence errors, a refused gate, an exception.
+# Lines of the task log a person at the terminal should see too (the offline fallback).
+_NOTE = re.compile(r"\] (\S+ is not available \(.*?)(?: \[airflow\.task\].*)?$")
 _REASON = re.compile(
     r"(AirflowFailException: .*|AirflowException: .*|recsys \w+: (error|refused).*)"
 )
@@ -91,6 +94,39 @@ def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def _tee(lines: Iterable[str], out: TextIO) -> Iterator[str]:
+    for line in lines:
+        out.write(line)
+        yield line
+
+
+def follow(lines: Iterable[str], echo=print) -> tuple[list[TaskTime], str]:
+    """Read ``airflow dags test`` output: each task's state and time (echoed as it ends), the
+    notes a person should see, and the first reason a task gave for failing."""
+    tasks: dict[str, TaskTime] = {}
+    begun: dict[str, float] = {}
+    reason = ""
+    current = None
+    for line in lines:
+        if m := _START.match(line):
+            current = m.group(2)
+            begun[current] = _ts(m.group(1))
+            tasks[current] = TaskTime(current)
+        elif (m := _STATE.search(line)) and current in tasks:
+            tasks[current].state = m.group(1)
+        elif m := _END.match(line):
+            name = m.group(2)
+            t = tasks.setdefault(name, TaskTime(name))
+            t.seconds = _ts(m.group(1)) - begun.get(name, _ts(m.group(1)))
+            echo(f"  {name:10} {t.state:8} {t.seconds:7.1f} s")
+            current = None
+        if m := _NOTE.search(line):
+            echo(f"  {m.group(1)}")
+        if (m := _REASON.search(line)) and not reason:
+            reason = m.group(1).strip()
+    return list(tasks.values()), reason
+
+
 def run_nightly(
     root: str,
     ds: str | None = None,
@@ -126,33 +162,14 @@ def run_nightly(
     conf = json.dumps({"root": str(base), **(params or {})})
     cmd = [airflow, "dags", "test", DAG_ID, ds, "--conf", conf]
     echo(f"running the {DAG_ID} DAG for {ds} (Airflow log: {log_path})")
-    tasks: dict[str, TaskTime] = {}
-    begun: dict[str, float] = {}
-    reason = ""
     with log_path.open("a") as out:
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         assert proc.stdout is not None
-        current = None
-        for line in proc.stdout:
-            out.write(line)
-            if m := _START.match(line):
-                current = m.group(2)
-                begun[current] = _ts(m.group(1))
-                tasks[current] = TaskTime(current)
-            elif (m := _STATE.search(line)) and current in tasks and "new_state" in line:
-                tasks[current].state = m.group(1)
-            elif m := _END.match(line):
-                name = m.group(2)
-                t = tasks.setdefault(name, TaskTime(name))
-                t.seconds = _ts(m.group(1)) - begun.get(name, _ts(m.group(1)))
-                echo(f"  {name:10} {t.state:8} {t.seconds:7.1f} s")
-                current = None
-            if (m := _REASON.search(line)) and not reason:
-                reason = m.group(1).strip()
+        tasks, reason = follow(_tee(proc.stdout, out), echo)
         code = proc.wait()
-    ok = code == 0 and all(t.state == "success" for t in tasks.values())
+    ok = code == 0 and all(t.state == "success" for t in tasks)
     if not ok and not reason:
         reason = f"airflow dags test exited with status {code}"
-    return NightlyResult(ok, ds, time.monotonic() - started, log_path, list(tasks.values()), reason)
+    return NightlyResult(ok, ds, time.monotonic() - started, log_path, tasks, reason)
