@@ -81,14 +81,13 @@ def summary(root: str, n_users: int = 3, n_titles: int = 5) -> dict[str, Any]:
     table = data.to_table(columns=[S.USER_ID, "rank", S.TITLE, "source"]).to_pandas()
     modelled = table[table["source"] == "model"]
     pool = modelled if not modelled.empty else table
-    counts = pads.dataset(prepared / "ratings", format="parquet", partitioning="hive").to_table(
-        columns=[S.USER_IDX]
-    )
+    # prepare counted each user's rows (after dedupe and k-core): the users table has them.
     per_user = (
-        counts.to_pandas()[S.USER_IDX].value_counts().rename_axis(S.USER_IDX).reset_index(name="n")
+        pads.dataset(prepared / "users", format="parquet")
+        .to_table(columns=[S.USER_ID, S.N_RATINGS])
+        .to_pandas()
+        .rename(columns={S.N_RATINGS: "n"})
     )
-    user_map = pads.dataset(prepared / "users", format="parquet").to_table().to_pandas()
-    per_user = per_user.merge(user_map, on=S.USER_IDX)
     per_user = per_user[per_user[S.USER_ID].isin(pool[S.USER_ID].unique())]
     # Three users spread over the activity range: a heavy, a median and a light one.
     per_user = per_user.sort_values(["n", S.USER_ID], ascending=[False, True])

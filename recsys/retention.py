@@ -42,15 +42,8 @@ def kept_runs(root: Path) -> set[Path]:
     """Every run a ``_LATEST`` pointer names, and everything those runs depend on."""
     todo: list[Path] = []
     for table in storage.TABLES:
-        pointer = root / table / storage.LATEST
-        if pointer.is_file():
-            try:
-                data = json.loads(pointer.read_text())
-            except ValueError:
-                raise RecsysError(
-                    f"pointer file {pointer} is unreadable, so what is in use cannot be told; "
-                    "fix or remove it before running retention"
-                ) from None
+        data = storage.read_pointer(root / table / storage.LATEST)
+        if data is not None:
             todo.append(root / table / f"ds={data['ds']}" / f"run={data['run']}")
     kept: set[Path] = set()
     while todo:
@@ -58,9 +51,8 @@ def kept_runs(root: Path) -> set[Path]:
         if folder in kept:
             continue
         kept.add(folder)
-        manifest = folder / storage.MANIFEST
-        if manifest.is_file():
-            todo.extend(_links(json.loads(manifest.read_text())))
+        if (folder / storage.MANIFEST).is_file():
+            todo.extend(_links(storage.read_manifest(folder)))
     return kept
 
 

@@ -143,7 +143,7 @@ def commit(paths: RunPaths, manifest: dict[str, Any], move_table_latest: bool = 
     return paths.final
 
 
-def _read_pointer(path: Path) -> dict[str, Any] | None:
+def read_pointer(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -166,7 +166,7 @@ def resolve(root: str, table: str, ds: str | None = None, run: str | None = None
         folder = table_dir / f"ds={check_ds(ds)}" / f"run={safe_run_id(run)}"
     else:
         pointer_file = table_dir / (f"ds={check_ds(ds)}" if ds else "") / LATEST
-        pointer = _read_pointer(pointer_file)
+        pointer = read_pointer(pointer_file)
         if pointer is None:
             what = f"for ds={ds} " if ds else ""
             raise RecsysError(

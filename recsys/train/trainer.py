@@ -377,8 +377,7 @@ def run_train(
     if refit_of is not None:
         evaluated = storage.read_manifest(refit_of)
         cfg = refit_config(cfg, evaluated)
-        prepared = Path(evaluated["prepared"]["path"])
-        storage.read_manifest(prepared)  # still there (retention keeps what a model needs)
+        prepared = Path(evaluated["prepared"]["path"])  # retention keeps what a model needs
     check_train_config(cfg.train)
     cfg = replace(cfg, train=resolve_train(cfg.train))
     family = cfg.train.model
