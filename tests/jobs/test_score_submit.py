@@ -41,16 +41,6 @@ def trained_root(spark, tmp_path_factory) -> Path:
     return Path(cfg.root)
 
 
-@pytest.fixture(scope="module")
-def package_zip(tmp_path_factory) -> Path:
-    return sparkproc.package_zip(tmp_path_factory.mktemp("dist") / "recsys.zip")
-
-
-@pytest.fixture(scope="module")
-def isolated_python(tmp_path_factory) -> Path:
-    return sparkproc.isolated_python(tmp_path_factory.mktemp("python"))
-
-
 @pytest.fixture
 def score_cluster(tmp_path) -> Iterator[Cluster]:
     with sparkproc.start_standalone_cluster(tmp_path / "cluster", cores=1, memory="1g") as c:

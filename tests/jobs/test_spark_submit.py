@@ -73,18 +73,6 @@ def ml_input(tmp_path_factory) -> Path:
     return _write_ml_csv(tmp_path_factory.mktemp("input") / "ml-tiny")
 
 
-@pytest.fixture(scope="module")
-def package_zip(tmp_path_factory) -> Path:
-    """The zip a cluster user ships, built the way ``make dist`` builds it."""
-    return sparkproc.package_zip(tmp_path_factory.mktemp("dist") / "recsys.zip")
-
-
-@pytest.fixture(scope="module")
-def isolated_python(tmp_path_factory) -> Path:
-    """This venv's Python without the editable recsys, so only the zip can provide it."""
-    return sparkproc.isolated_python(tmp_path_factory.mktemp("python"))
-
-
 # --------------------------------------------------------------------------------------------
 # Checking the output
 
