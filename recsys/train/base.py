@@ -82,6 +82,9 @@ class RecModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rmse_tracker = keras.metrics.RootMeanSquaredError(name="rmse")
         self._ranking_loss = None
+        # Compile the step's pieces with XLA (set by the trainer; one replica only).
+        self.xla = False
+        self._compiled: dict[str, Any] = {}
         # Share of train rows per item, for the sampled softmax's log-Q correction; set by the
         # trainer, not saved (only training uses it).
         self.item_freq: np.ndarray | None = None
@@ -152,28 +155,43 @@ class RecModel(keras.Model):
 
     def train_step(self, data):
         x, y = data[0], data[1]
-        if self.objective == "ranking":
-            return self._ranking_step(x, y)
         with tf.GradientTape() as tape:
-            pred, penalty = self.forward(x, training=True)  # (b, 1), (b,)
-            per_example = ops.squeeze(ops.square(pred - y), axis=-1) + penalty
+            per_example, pred = self._per_example(x, y, self.optimizer.iterations.value)
             loss = tf.nn.compute_average_loss(per_example)
         grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
+        self.island("apply", lambda g: self.optimizer.apply(g, self.trainable_variables))(grads)
+        if pred is None:
+            self.loss_tracker.update_state(loss)
+            return {"loss": self.loss_tracker.result()}
         return self._update_metrics(x, y, pred, loss)
 
-    def _ranking_step(self, x, y):
-        from recsys.train.ranking import RankingLoss
+    def island(self, name: str, fn):
+        """``fn`` XLA-compiled (once per ``name``) when ``self.xla``, else ``fn`` itself.
 
-        if self._ranking_loss is None:
-            self._ranking_loss = RankingLoss(**self.ranking, item_freq=self.item_freq)
-        with tf.GradientTape() as tape:
-            per_example = self._ranking_loss(self, x, y[:, 0], self.optimizer.iterations)
-            loss = tf.nn.compute_average_loss(per_example)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+        With one replica the trainer sets ``xla`` and compiles the step as islands rather than as
+        a whole: XLA fuses the elementwise work and updates table rows in place, but its CPU
+        matmul runs at a third of TensorFlow's own (oneDNN), so a ranking loss keeps its large
+        candidate matmul outside (``recsys.train.ranking``; docs/training-throughput.md).
+        """
+        if not self.xla:
+            return fn
+        if name not in self._compiled:
+            self._compiled[name] = tf.function(fn, jit_compile=True)
+        return self._compiled[name]
+
+    def _per_example(self, x, y, step):
+        """Per-example loss (b,) and the predictions (rating objective; None for ranking)."""
+        if self.objective == "ranking":
+            from recsys.train.ranking import RankingLoss
+
+            if self._ranking_loss is None:
+                self._ranking_loss = RankingLoss(**self.ranking, item_freq=self.item_freq)
+            return self._ranking_loss(self, x, y[:, 0], step), None
+        return self.island("rating", self._squared_error)(x, y)
+
+    def _squared_error(self, x, y):
+        pred, penalty = self.forward(x, training=True)  # (b, 1), (b,)
+        return ops.squeeze(ops.square(pred - y), axis=-1) + penalty, pred
 
     def test_step(self, data):
         x, y = data[0], data[1]

@@ -43,9 +43,13 @@ class MF(RecModel):
         return dot, self.l2 * (ops.sum(u * u, axis=-1) + ops.sum(v * v, axis=-1))  # (b,)
 
     def cross(self, users, items, training=False):
-        u = self._lookup(self.user_emb, users)  # (b, dim)
-        v = self._items(self.item_emb, self.side, items)  # (s, dim)
+        u, v, _ = self.cross_factors(users, items, training)
         return ops.matmul(u, ops.transpose(v))  # (b, s)
+
+    def cross_factors(self, users, items, training=False):
+        """``cross = u @ v.T (+ item term)``: (b, dim), (s, dim), None."""
+        u = self._lookup(self.user_emb, users)  # (b, dim)
+        return u, self._items(self.item_emb, self.side, items), None  # (s, dim)
 
     def export_arrays(self):
         return {
@@ -106,11 +110,20 @@ class BiasedMF(RecModel):
         return logit, penalty
 
     def cross(self, users, items, training=False):
+        u, v, bi = self.cross_factors(users, items, training)
+        bu = self._lookup(self.user_bias, users)  # (b, 1)
+        return ops.matmul(u, ops.transpose(v)) + bu + bi[None, :]  # (b, s)
+
+    def cross_factors(self, users, items, training=False):
+        """``cross = u @ v.T + item bias (+ user bias)``: (b, dim), (s, dim), (s,).
+
+        The user bias is left out: it is frozen at zero under the ranking objective, the only
+        user of this split (a softmax over one user's items cannot see it).
+        """
         u = self._lookup(self.user_emb, users)  # (b, dim)
         v = self._items(self.item_emb, self.side, items)  # (s, dim)
         bi = self.item_bias.value if items is None else self._lookup(self.item_bias, items)
-        bu = self._lookup(self.user_bias, users)  # (b, 1)
-        return ops.matmul(u, ops.transpose(v)) + bu + ops.transpose(bi)  # (b, s)
+        return u, v, bi[:, 0]
 
     def get_config(self):
         return {**super().get_config(), "sigmoid": self.sigmoid, "bias_l2": self.bias_l2}

@@ -111,8 +111,18 @@ class RankingLoss:
 
     def __call__(self, model, x, rating, step):
         """Per-row loss (b,) including the model's L2 penalty, zero for non-positive rows."""
-        users, items = x[S.USER_IDX], x[S.ITEM_IDX]
         weight = self.weights(rating)
+        sampled = self.loss != "bpr" and (self.negatives or self.in_batch)
+        if sampled and hasattr(model, "cross_factors"):
+            per_row = self._factored(model, x, step)
+        else:
+            per_row = model.island("ranking", lambda x, step: self._per_row(model, x, step))(
+                x, step
+            )
+        return weight * per_row
+
+    def _per_row(self, model, x, step):
+        users, items = x[S.USER_IDX], x[S.ITEM_IDX]
         pos, penalty = model.logit(x, training=True)  # (b, 1), (b,)
         if self.loss == "bpr":
             neg_items = tf.random.stateless_uniform(
@@ -126,12 +136,43 @@ class RankingLoss:
         else:
             logits = self._sampled_logits(model, users, items, pos, step)  # (b, 1 + c)
             per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(items), logits)
-        return weight * (per_row + penalty)
+        return per_row + penalty
 
-    def _sampled_logits(self, model, users, items, pos, step):
-        """Logits of [chosen item, in-batch items, uniform items], log-Q corrected: (b, 1 + c)."""
-        batch = tf.shape(items)[0]
-        n_items = model.n_items
+    def _factored(self, model, x, step):
+        """The sampled softmax of a factor model, its (b, c) candidate matmul outside XLA.
+
+        Same loss as ``_sampled_logits`` (``cross = u @ v.T + item term``): the gathers and the
+        softmax run as XLA islands (``model.island``), the matmul between them as TensorFlow's
+        own kernel, about 3x faster than XLA's on CPU.
+        """
+        u, cand_vec, col, pos, penalty, cand = model.island(
+            "operands", lambda x, step: self._operands(model, x, step)
+        )(x, step)
+        scores = tf.matmul(u, cand_vec, transpose_b=True)  # (b, c)
+        softmax = model.island("softmax", self._corrected_softmax)
+        return softmax(scores, col, pos, x[S.ITEM_IDX], cand) + penalty
+
+    def _operands(self, model, x, step):
+        users, items = x[S.USER_IDX], x[S.ITEM_IDX]
+        pos, penalty = model.logit(x, training=True)  # (b, 1), (b,)
+        cand = self._candidates(items, model.n_items, step)  # (c,)
+        u, cand_vec, item_term = model.cross_factors(users, cand, training=True)
+        log_q = self._log_q(cand, tf.shape(items)[0], model.n_items)
+        col = -log_q if item_term is None else item_term - log_q  # (c,)
+        pos = pos[:, 0] - self._log_q(items, tf.shape(items)[0], model.n_items)  # (b,)
+        return u, cand_vec, col, pos, penalty, cand
+
+    @staticmethod
+    def _corrected_softmax(scores, col, pos, items, cand):
+        """Cross-entropy of the chosen item against [itself, candidates] (b,)."""
+        scores = scores + col[None, :]  # (b, c)
+        hit = tf.equal(items[:, None], cand[None, :])  # (b, c) accidental hits
+        scores = tf.where(hit, tf.constant(MASKED, scores.dtype), scores)
+        logits = tf.concat([pos[:, None], scores], axis=1)  # (b, 1 + c)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(items), logits)
+
+    def _candidates(self, items, n_items, step):
+        """[the first ``in_batch`` chosen items, ``negatives`` uniform items]: (c,)."""
         cand = [items[: self.in_batch]] if self.in_batch else []  # (m,)
         if self.negatives:
             cand.append(
@@ -139,20 +180,23 @@ class RankingLoss:
                     [self.negatives], self._seed(step), 0, n_items, dtype=tf.int32
                 )
             )
-        cand = tf.concat(cand, axis=0)  # (c,)
-        m = tf.cast(tf.minimum(batch, self.in_batch), tf.float32)
-        # Expected count of each item in the sample: in-batch rows draw items by frequency,
-        # uniform draws with probability negatives / n_items each.
-        q_uniform = self.negatives / n_items
+        return tf.concat(cand, axis=0)
 
-        def log_q(idx):
-            q = tf.fill(tf.shape(idx), tf.constant(q_uniform, tf.float32))
-            if self.in_batch and self._log_freq is not None:
-                q = q + m * tf.exp(tf.gather(tf.constant(self._log_freq), idx))
-            return tf.math.log(q)
+    def _log_q(self, idx, batch, n_items):
+        """Log of each item's expected count in the sample: in-batch rows draw items by
+        frequency, uniform draws with probability negatives / n_items each."""
+        q = tf.fill(tf.shape(idx), tf.constant(self.negatives / n_items, tf.float32))
+        if self.in_batch and self._log_freq is not None:
+            m = tf.cast(tf.minimum(batch, self.in_batch), tf.float32)
+            q = q + m * tf.exp(tf.gather(tf.constant(self._log_freq), idx))
+        return tf.math.log(q)
 
-        scores = model.cross(users, cand, training=True) - log_q(cand)[None, :]  # (b, c)
+    def _sampled_logits(self, model, users, items, pos, step):
+        """Logits of [chosen item, in-batch items, uniform items], log-Q corrected: (b, 1 + c)."""
+        batch, n_items = tf.shape(items)[0], model.n_items
+        cand = self._candidates(items, n_items, step)  # (c,)
+        scores = model.cross(users, cand, training=True) - self._log_q(cand, batch, n_items)[None]
         hit = tf.equal(items[:, None], cand[None, :])  # (b, c) accidental hits
         scores = tf.where(hit, tf.constant(MASKED, scores.dtype), scores)
-        pos = pos - log_q(items)[:, None]  # (b, 1)
+        pos = pos - self._log_q(items, batch, n_items)[:, None]  # (b, 1)
         return tf.concat([pos, scores], axis=1)

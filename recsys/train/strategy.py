@@ -39,7 +39,13 @@ def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
         if devices is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in gpus] or ["/cpu:0"]
-        strategy = tf.distribute.MirroredStrategy(devices)
+        # One device needs no mirroring, and TensorFlow's default strategy (the default device:
+        # the GPU if there is one) lets the step update its variables inside its own XLA
+        # islands; a mirrored update needs a cross-replica merge, which nested functions cannot.
+        if len(devices) == 1:
+            strategy = tf.distribute.get_strategy()
+        else:
+            strategy = tf.distribute.MirroredStrategy(devices)
     log.info(
         "%s over %s: %d replica(s)",
         type(strategy).__name__,

@@ -99,15 +99,34 @@ def check_train_config(tcfg: TrainConfig) -> None:
 
 
 def compile_options(tcfg: TrainConfig, replicas: int, steps: int) -> dict[str, Any]:
-    """XLA and steps per execution for ``model.compile``.
+    """Steps per execution for ``model.compile`` (``steps`` must be a multiple of it).
 
-    With one replica, XLA and 64 steps per call roughly double CPU throughput. With several
-    replicas Keras 3.15 can do neither: an XLA-compiled step cannot reach variables mirrored on
-    another device, and multi-step execution over a distributed iterator fails in ``has_next``.
+    Keras' own XLA stays off: with one replica the model compiles its step as XLA islands
+    (``RecModel.island``) with the big matmuls outside, which is faster on CPU than a whole XLA
+    step. With several replicas Keras 3.15 can do neither: an XLA-compiled step cannot reach
+    variables mirrored on another device, and multi-step execution over a distributed iterator
+    fails in ``has_next``.
     """
     if replicas > 1:
         return {"jit_compile": False, "steps_per_execution": 1}
-    return {"jit_compile": tcfg.jit_compile, "steps_per_execution": max(1, min(64, steps))}
+    return {"jit_compile": False, "steps_per_execution": steps_per_call(steps)}
+
+
+def steps_per_call(steps: int, most: int = 64) -> int:
+    """Steps in one call of the train function: at most ``most``, as even as ``steps`` allows."""
+    return max(1, steps // math.ceil(steps / most))
+
+
+def epoch_steps(n_rows: int, global_batch: int, replicas: int) -> int:
+    """Steps per epoch: whole batches, rounded down to whole calls of ``steps_per_call``.
+
+    Keras runs whole calls, so an epoch of 362 steps at 64 a call would train 384; rounding to
+    6 calls of 60 steps keeps the epoch (and the rows/s figures) what it says.
+    """
+    steps = max(1, n_rows // global_batch)
+    if replicas > 1:
+        return steps
+    return steps - steps % steps_per_call(steps)
 
 
 def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
@@ -221,7 +240,7 @@ def fit(
     train_dirs = [prepared / "ratings" / f"split={s}" for s in splits if manifest["counts"][s]]
     per_replica = tcfg.batch_per_replica or max(1, auto_global_batch(n_train) // replicas)
     global_batch = per_replica * replicas
-    steps = max(1, n_train // global_batch)
+    steps = epoch_steps(n_train, global_batch, replicas)
     ratings = prepared / "ratings"
     log.info(
         "global batch %d (%d per replica), %d steps per epoch", global_batch, per_replica, steps
@@ -258,6 +277,7 @@ def fit(
         check_positives(train_rows[S.RATING], tcfg.min_rating, f"the prepared run {prepared}")
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
+        model.xla = bool(tcfg.jit_compile) and replicas == 1
         if ranking is not None:
             model.item_freq = item_frequencies(train_rows[S.ITEM_IDX], manifest["n_items"])
         model.compile(

@@ -49,9 +49,21 @@ def test_worker_count_from_tf_config(monkeypatch):
 
 def test_compile_options_follow_replicas():
     cfg = TrainConfig()
-    assert compile_options(cfg, 1, 1000) == {"jit_compile": True, "steps_per_execution": 64}
-    assert compile_options(cfg, 1, 10) == {"jit_compile": True, "steps_per_execution": 10}
+    # Keras' whole-step XLA stays off: the model compiles its own islands (RecModel.island).
+    assert compile_options(cfg, 1, 1000) == {"jit_compile": False, "steps_per_execution": 62}
+    assert compile_options(cfg, 1, 10) == {"jit_compile": False, "steps_per_execution": 10}
     assert compile_options(cfg, 2, 1000) == {"jit_compile": False, "steps_per_execution": 1}
+
+
+def test_epoch_steps_are_whole_calls():
+    from recsys.train.trainer import epoch_steps, steps_per_call
+
+    # 362 batches: 6 calls of 60 steps (not 6 calls of 64, which would train 384).
+    assert steps_per_call(362) == 60
+    assert epoch_steps(362 * 100 + 7, 100, replicas=1) == 360
+    assert epoch_steps(64 * 100, 100, replicas=1) == 64
+    assert epoch_steps(50, 100, replicas=1) == 1
+    assert epoch_steps(362 * 100, 100, replicas=2) == 362
 
 
 def test_unset_settings_take_the_objectives_defaults():

@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent(
             kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
             model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective, **kw)
             model.build()
+            model.xla = jit and len(devices) == 1
             options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
             optimizer = SparseRowAdagrad(0.1 if method == "adagrad" else 0.001, 0.01,
                                          table_method=method, epsilon=1e-3)
