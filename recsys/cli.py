@@ -502,12 +502,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Download (or synthesise when offline) a MovieLens set, prepare it, train: `make run`."""
     from recsys.prepare.job import run_prepare
+    from recsys.train.trainer import run_train  # without TensorFlow, fail before the download
 
     source = get_dataset(args.dataset, args.data_dir, args.offline)
     cfg = load_config(args.config, args.overrides, root=args.root, source={"input": str(source)})
     result = run_prepare(cfg, args.ds)
     print_prepare_summary(result.manifest, result.path)
-    from recsys.train.trainer import run_train
 
     print(f"training the default model ({cfg.train.model}, {cfg.train.objective} objective)...")
     model = run_train(cfg, args.ds)

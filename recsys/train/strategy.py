@@ -47,9 +47,20 @@ def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
         else:
             strategy = tf.distribute.MirroredStrategy(devices)
     log.info(
-        "%s over %s: %d replica(s)",
+        "TensorFlow %s on %s: %s over %s, %d replica(s)",
+        tf.__version__,
+        device_kind(),
         type(strategy).__name__,
         ", ".join(devices or ["cluster"]),
         strategy.num_replicas_in_sync,
     )
     return strategy
+
+
+def device_kind() -> str:
+    """What trains here, for a person: the visible GPUs by name, or that there is none."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (no GPU visible)"
+    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+    return f"{len(gpus)} GPU(s): {', '.join(names)}"

@@ -228,6 +228,7 @@ def fit(
     from recsys.train.callbacks import RankingValidation, TrainTimer
     from recsys.train.data import load_split, ratings_dataset
     from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.progress import EpochProgress
     from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.strategy import make_strategy
 
@@ -289,7 +290,8 @@ def fit(
             **compile_options(tcfg, replicas, steps),
         )
     # Order matters: the backup is written first (a kill later in the epoch loses nothing), the
-    # timer stops before the ranking validation runs, early stopping reads the validator's key.
+    # timer stops before the ranking validation runs, early stopping reads the validator's key,
+    # the progress line reads all three.
     timer = TrainTimer()
     callbacks = [
         keras.callbacks.BackupAndRestore(
@@ -325,6 +327,10 @@ def fit(
                 mode=monitor[1],
             )
         )
+    val_metric = monitor[0] if monitor and monitor[0].startswith("val_") else None
+    callbacks.append(
+        EpochProgress(timer, steps * global_batch, val_metric, early_stopping=monitor is not None)
+    )
     callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
     history = model.fit(
         strategy.distribute_datasets_from_function(train_fn),

@@ -9,9 +9,11 @@ optimiser that mishandles the cross-replica sum of IndexedSlices.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -109,3 +111,30 @@ def test_two_replicas_match_one(split_dir, family, jit, objective, method):
         assert np.allclose(a, b, atol=1e-5), np.abs(a - b).max()
         moved |= not np.allclose(a, 0)
     assert moved
+
+
+def test_device_kind_names_the_gpus_or_says_there_is_none(monkeypatch):
+    import tensorflow as tf
+
+    from recsys.train.strategy import device_kind
+
+    gpus = [SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(2)]
+    details = {gpus[0].name: {"device_name": "NVIDIA A100"}, gpus[1].name: {}}
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: gpus)
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: details[d.name])
+    assert device_kind() == "2 GPU(s): NVIDIA A100, /physical_device:GPU:1"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    assert device_kind() == "CPU (no GPU visible)"
+
+
+def test_make_strategy_logs_version_and_devices(caplog):
+    import tensorflow as tf
+
+    from recsys.train.strategy import device_kind, make_strategy
+
+    caplog.set_level(logging.INFO, logger="recsys.train.strategy")
+    make_strategy(["/cpu:0"])
+    assert caplog.messages[-1] == (
+        f"TensorFlow {tf.__version__} on {device_kind()}: "
+        "MirroredStrategy over /cpu:0, 1 replica(s)"
+    )
