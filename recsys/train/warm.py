@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class WarmStart:
     item_rows: np.ndarray | None = None
     same_genres: bool = True
     version: str = ""
-    skipped: list[str] = field(default_factory=list)
 
     def apply(self, model: Any) -> dict[str, Any]:
         """Set ``model``'s variables from the old weights; returns the manifest's record.
@@ -61,7 +60,7 @@ class WarmStart:
         """
         if self.weights is None:
             return {"from": None, "reason": self.reason}
-        copied, kept = [], list(self.skipped)
+        copied, kept = [], []
         for key, var in zip(weight_keys(model.weights), model.weights, strict=True):
             old = self.weights.get(key)
             name = var.name.split("/")[-1]
