@@ -7,10 +7,10 @@ Every night, for the run's logical date `ds`:
 | --- | --- | --- |
 | `source` | `recsys data get`: a release (synthetic offline), or a path | paths (XCom) |
 | `prepare` | Spark: `jobs/prepare.py` | `prepared/ds=…/run=…` |
-| `train` | TensorFlow: `recsys train` in its own process | `models/ds=…/run=…` |
+| `train` | TensorFlow: `recsys train`, warm-started (param `warm_start`) | `models/ds=…/run=…` |
 | `evaluate` | `recsys evaluate`: test metrics next to the baselines (log) | |
 | `gate` | `recsys gate`: refuses a model below popularity or the published one | `gates/…` |
-| `refit` | `recsys train --refit` on every split (param `refit`) | `models/ds=…/run=…-refit` |
+| `refit` | `recsys train --refit` (params `refit`, `refit_mode`) | `models/ds=…/run=…-refit` |
 | `score` | Spark: `jobs/score.py`: top N of all unseen pairs, nearest items | `recommendations/…` |
 | `publish` | `recsys publish`: validates, then moves `recommendations/_LATEST` | |
 | `retention` | `recsys retention`: runs older than `retention_days`, never those in use | |
@@ -177,7 +177,15 @@ def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
         "similar_items": Param(
             10, type="integer", minimum=0, description="nearest items per item (0: no table)"
         ),
+        "warm_start": Param(
+            True, type="boolean", description="start training from the model served last night"
+        ),
         "refit": Param(True, type="boolean", description="retrain on every split before scoring"),
+        "refit_mode": Param(
+            "full",
+            enum=["full", "continue"],
+            description="full: anew on every split; continue: the evaluated model, val+test rows",
+        ),
         "gate_tolerance": Param(0.1, type="number", minimum=0),
         "gate_min_lift": Param(0.0, type="number"),
         "retention_days": Param(14, type="integer", minimum=0),
@@ -221,7 +229,8 @@ def recsys_nightly():
 
     @task
     def train(paths: dict, params=None) -> dict[str, str]:
-        sets = [a for kv in params["train_overrides"] for a in ("--set", kv)]
+        warm = f"train.warm_start={str(params['warm_start']).lower()}"
+        sets = [a for kv in [warm, *params["train_overrides"]] for a in ("--set", kv)]
         _run_recsys(
             "train",
             "--root",
@@ -276,7 +285,7 @@ def recsys_nightly():
 
     @task
     def refit(model: dict, paths: dict, params=None) -> dict[str, str]:
-        """The served model: retrained on every split (param refit), else the evaluated one."""
+        """The served model: refit (param refit, as refit_mode says), else the evaluated one."""
         if not params["refit"]:
             return model
         run = f"{paths['run']}-refit"
@@ -293,6 +302,8 @@ def recsys_nightly():
             paths["ds"],
             "--run",
             run,
+            "--set",
+            f"train.refit_mode={params['refit_mode']}",
         )
         return {"model_ds": paths["ds"], "model_run": run}
 

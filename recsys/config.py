@@ -185,6 +185,18 @@ class TrainConfig:
     # Rank at most this many (seeded) test users for ranking metrics; 0 = all. Ranking every
     # user of a 25M set against all items takes minutes; 20k users keep the error small.
     eval_max_users: int = 20_000
+    # Start from the model served last night (rows matched by original id, recsys.train.warm)
+    # instead of random rows. On in the nightly DAG, where most of the log is the same as
+    # yesterday's; off for a one-off `recsys train`, whose result then depends on nothing else.
+    warm_start: bool = False
+    # How `recsys train --refit` brings the held-out rows into the served model: full retrains
+    # from scratch on every split for the evaluated model's best epoch count; continue starts
+    # from the evaluated model and trains on the rows it has not seen (val + test) only. full
+    # stays the default until measured (benchmarks/warm_bench.py).
+    refit_mode: str = "full"
+    # continue: epochs over the val + test rows. A few: they are a sliver of the data (two
+    # rows a user under leave-last), and more passes over them pull the model towards them alone.
+    refit_epochs: int = 2
 
 
 # Tuned defaults of the settings left at None, per objective (see TrainConfig for the reasons).

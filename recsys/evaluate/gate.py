@@ -49,16 +49,17 @@ class GateResult:
     manifest: dict[str, Any]
 
 
-def _ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarray:
-    """Original ids ordered by index: ``ids[idx]``."""
+def original_ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarray:
+    """Original ids of a prepared run's users or items ordered by index: ``ids[idx]``."""
     frame = pq.read_table(prepared / table, columns=[idx, id_col]).to_pandas()
     ids = np.empty(len(frame), dtype=object)
     ids[frame[idx].to_numpy()] = frame[id_col].to_numpy()
     return ids
 
 
-def _reference(root: str) -> tuple[Path, dict[str, Any]] | None:
-    """The model to beat: behind the published table; a refit's evaluated twin instead."""
+def published_model(root: str) -> tuple[Path, dict[str, Any]] | None:
+    """The model behind the published table (None: nothing published); a refit's evaluated
+    twin instead. The model to beat, and the one tonight's training warm-starts from."""
     try:
         table = storage.latest(root, "recommendations")
     except RecsysError:
@@ -95,10 +96,10 @@ def compare_with(
     """
     train = load_split(new_prepared, "train")
     test = load_split(new_prepared, "test")
-    user_ids = _ids(new_prepared, "users", S.USER_IDX, S.USER_ID)
-    item_ids = _ids(new_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
-    old_users = pd.Index(_ids(old_prepared, "users", S.USER_IDX, S.USER_ID))
-    old_item_ids = _ids(old_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
+    user_ids = original_ids(new_prepared, "users", S.USER_IDX, S.USER_ID)
+    item_ids = original_ids(new_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
+    old_users = pd.Index(original_ids(old_prepared, "users", S.USER_IDX, S.USER_ID))
+    old_item_ids = original_ids(old_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
     # today's user -> the old model's row (-1: a user it never saw)
     old_row = old_users.get_indexer(user_ids)
     test = test[old_row[test[S.USER_IDX].to_numpy()] >= 0]
@@ -172,7 +173,7 @@ def run_gate(
             f"test {key} {ndcg:.4f} is below the popularity list's {popular:.4f}"
             + (f" x (1 + min_lift {gate.min_lift:g}) = {need:.4f}" if gate.min_lift else "")
         )
-    reference = _reference(root)
+    reference = published_model(root)
     if reference is None:
         checks["published"] = {"skipped": "nothing published yet"}
     else:

@@ -86,8 +86,10 @@ def check_train_config(tcfg: TrainConfig) -> None:
         raise RecsysError(
             f"train.input_mode must be auto, memory or stream, got {tcfg.input_mode!r}"
         )
+    if tcfg.refit_mode not in ("full", "continue"):
+        raise RecsysError(f"train.refit_mode must be full or continue, got {tcfg.refit_mode!r}")
     tcfg = resolve_train(tcfg)
-    for name in ("dim", "epochs"):
+    for name in ("dim", "epochs", "refit_epochs"):
         if getattr(tcfg, name) < 1:
             raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
     try:
@@ -217,11 +219,14 @@ def fit(
     ds: str,
     workdir: Path,
     splits: tuple[str, ...] = ("train",),
+    warm_from: Path | None = None,
 ):
     """Train on ``splits``; returns the model, Keras history, the global batch and ratings/s.
 
     The validation split steers early stopping only when training reads the train split alone;
-    a refit (every split) runs its fixed number of epochs.
+    a refit (every split, or val + test for a continue refit) runs its fixed number of epochs.
+    The model starts from ``warm_from`` or, with ``train.warm_start``, from the model served
+    last night (``recsys.train.warm``); the optimiser state always starts fresh.
     """
     import tensorflow as tf
 
@@ -231,6 +236,7 @@ def fit(
     from recsys.train.progress import EpochProgress
     from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.strategy import make_strategy
+    from recsys.train.warm import load_warm_start
 
     tcfg = resolve_train(cfg.train)
     keras.utils.set_random_seed(tcfg.seed)
@@ -269,6 +275,7 @@ def fit(
             epochs=None,
         )
 
+    warm = load_warm_start(cfg.root, tcfg, prepared, manifest, warm_from)
     features = genre_matrix(prepared / "items", manifest["n_items"]) if tcfg.genres else None
     ranking = None
     if tcfg.objective == "ranking":
@@ -279,6 +286,7 @@ def fit(
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
         model.xla = bool(tcfg.jit_compile) and replicas == 1
+        warm_stats = warm.apply(model)
         if ranking is not None:
             model.item_freq = item_frequencies(train_rows[S.ITEM_IDX], manifest["n_items"])
         model.compile(
@@ -355,6 +363,8 @@ def fit(
         # refit on every split runs for.
         "best_epoch": _best_epoch(history.history, monitor),
         "trained_on": list(splits),
+        # {"from": model run, "users"/"items": rows found by id, ...} or {"from": None, "reason"}
+        "warm_start": warm_stats,
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
         "ratings_per_second": round(timer.throughput(steps * global_batch)),
@@ -372,9 +382,19 @@ def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str] | None
 
 
 def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
-    """The evaluated model's resolved settings, run for its best number of epochs."""
+    """The evaluated model's resolved settings, run for its best number of epochs (``full``) or
+    for ``refit_epochs`` (``continue``); the refit mode is the command's, not the evaluated
+    model's. A refit never warm-starts from last night: ``full`` re-runs the evaluated model's
+    recipe, ``continue`` starts from the evaluated model itself."""
     settings = dict(evaluated["train"])
-    settings["epochs"] = max(1, int(evaluated["training"].get("best_epoch") or settings["epochs"]))
+    mode, epochs = cfg.train.refit_mode, cfg.train.refit_epochs
+    best = max(1, int(evaluated["training"].get("best_epoch") or settings["epochs"]))
+    settings.update(
+        warm_start=False,
+        refit_mode=mode,
+        refit_epochs=epochs,
+        epochs=epochs if mode == "continue" else best,
+    )
     return replace(cfg, train=TrainConfig(**settings))
 
 
@@ -390,8 +410,9 @@ def run_train(
 
     ``refit_of`` (a model run folder): train again with that model's settings, for its best
     number of epochs, on every split of its prepared run, so the newest interactions reach the
-    served model. A refit has no held-out rows, so it carries the evaluated model's metrics
-    (``metrics_of``) instead of its own.
+    served model; with ``train.refit_mode=continue``, start from that model and train
+    ``train.refit_epochs`` on the val and test rows only. A refit has no held-out rows, so it
+    carries the evaluated model's metrics (``metrics_of``) instead of its own.
     """
     import tensorflow as tf
 
@@ -411,7 +432,16 @@ def run_train(
     if evaluated is None:
         prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
     manifest = storage.read_manifest(prepared)
-    splits = ("train",) if evaluated is None else ("train", "val", "test")
+    splits, warm_from = ("train",), None
+    if evaluated is not None and cfg.train.refit_mode == "continue":
+        splits, warm_from = ("val", "test"), refit_of
+        if not manifest["counts"]["val"] + manifest["counts"]["test"]:
+            raise RecsysError(
+                f"the prepared run {prepared} has no val or test rows for a continue refit; "
+                "use train.refit_mode=full"
+            )
+    elif evaluated is not None:
+        splits = ("train", "val", "test")
     if manifest.get("implicit") and cfg.train.objective == "rating":
         raise RecsysError(
             f"the prepared run {prepared} holds implicit events (no rating column), so "
@@ -420,7 +450,9 @@ def run_train(
     if manifest["counts"]["train"] == 0:
         raise RecsysError(f"the prepared run {prepared} has no train rows")
     paths = storage.new_run(cfg.root, "models", ds, run)
-    model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits)
+    model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits, warm_from)
+    if warm_from is not None:  # continue refit: the evaluated model's train rows, then these
+        stats = {**stats, "trained_on": ["train", *splits], "continued_on": list(splits)}
 
     model.save(paths.staging / "model.keras")
     arrays = model.export_arrays()

@@ -1,0 +1,198 @@
+"""Warm start and refit modes on two synthetic nights: time, epochs and quality.
+
+    python benchmarks/warm_bench.py --shape ml-1m --work /tmp/warm-bench      # ~15-20 min, 2 cores
+    python benchmarks/warm_bench.py --users 300 --items 200 --ratings 20000  # a smoke run
+
+One synthetic log (``recsys data synth``) sorted by time makes three nights: night 1 is the log
+without its last ``--new`` + ``--future`` share of rows, night 2 adds the next ``--new`` share (with
+users and items that night 1 never saw; some items are moved into it when the tail has too few),
+and the last ``--future`` share is never trained on: it holds the users' next items after night 2.
+Both nights are prepared as the nightly does (leave-last). Night 1 trains the model that night 2
+starts from; on night 2 the variants are
+
+    cold + full       train from random rows, refit from scratch on every split (today's nightly)
+    warm + full       train from night 1's model (rows by original id), full refit
+    warm + continue   the same warm model, refit by training it on val + test only
+
+For each: wall time and epochs of train and refit, test NDCG@10 of the evaluated model (its
+manifest), and NDCG@10 on the later rows of the evaluated and of the refit model (candidates: every
+item the user did not rate up to night 2), with the popularity list for scale. The table is also
+written to ``<work>/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys import schema as S
+from recsys import storage
+from recsys.config import load_config
+from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthesize
+from recsys.evaluate.baselines import MostPopular
+from recsys.evaluate.gate import original_ids
+from recsys.evaluate.protocol import evaluate_scorer
+from recsys.score.kernels import Scorer
+
+NIGHT1, NIGHT2 = "2026-07-01", "2026-07-02"
+COLUMNS = RATINGS_HEADER.split(",")  # userId, movieId, rating, timestamp
+
+
+def make_nights(synth: Path, new: float, future: float, min_new: int, seed: int):
+    """The log sorted by time, cut into nights 1 and 2 and the later rows (pandas frames)."""
+    log = pd.read_csv(synth / "ratings.csv")
+    log = log.sort_values(["timestamp", "userId", "movieId"], kind="stable", ignore_index=True)
+    n = len(log)
+    cut2 = n - max(1, round(future * n))
+    cut1 = cut2 - max(1, round(new * n))
+    # The nights end at times, so rows moved into night 2 below stay out of night 1.
+    t1, t2 = int(log.timestamp[cut1]), int(log.timestamp[cut2])
+    rng = np.random.default_rng(seed)
+    # Too few items first rated in night 2's rows: move every earlier row of the least rated
+    # items (like a new release's first ratings) to night 2's times, so the warm start meets new
+    # items as a real catalogue brings them.
+    before = log[log.timestamp < t2]
+    fresh = set(before.movieId[before.timestamp >= t1]) - set(before.movieId[before.timestamp < t1])
+    moved: list[int] = []
+    if len(fresh) < min_new:
+        counts = before.movieId.value_counts().sort_values(kind="stable")
+        moved = counts[(counts >= 3) & ~counts.index.isin(list(fresh))].index[
+            : min_new - len(fresh)
+        ]
+        rows = before.index[before.movieId.isin(moved)]
+        log.loc[rows, "timestamp"] = rng.integers(t1, t2, len(rows))
+    night1, night2, later = (
+        log[log.timestamp < t1],
+        log[log.timestamp < t2],
+        log[log.timestamp >= t2],
+    )
+    new_users = len(set(night2.userId) - set(night1.userId))
+    new_items = len(set(night2.movieId) - set(night1.movieId))
+    added = len(night2) - len(night1)
+    print(
+        f"night 1: {len(night1):,} rows; night 2: +{added:,} rows with {new_users} new users and "
+        f"{new_items} new items ({len(moved)} moved in); later rows: {len(later):,}"
+    )
+    return night1, night2, later
+
+
+def write_log(frame: pd.DataFrame, synth: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    frame[COLUMNS].to_csv(dest / "ratings.csv", index=False)
+    shutil.copy(synth / "movies.csv", dest / "movies.csv")
+    return dest
+
+
+def later_ndcg(model_dir: Path | None, prepared: Path, later: pd.DataFrame, k: int = 10) -> float:
+    """NDCG@k on the later rows of users and items night 2 knows; None: the popularity list."""
+    from recsys.evaluate.prepared import load_split
+
+    users = pd.Index(original_ids(prepared, "users", S.USER_IDX, S.USER_ID))
+    items = pd.Index(original_ids(prepared, "items", S.ITEM_IDX, S.ITEM_ID))
+    u, i = users.get_indexer(later.userId), items.get_indexer(later.movieId)
+    held = pd.DataFrame({S.USER_IDX: u, S.ITEM_IDX: i, S.RATING: later.rating.to_numpy()})
+    held = held[(u >= 0) & (i >= 0)]
+    seen = pd.concat([load_split(prepared, s) for s in S.SPLITS], ignore_index=True)
+    if model_dir is None:
+        score = MostPopular().fit(seen, len(users), len(items)).score_block
+    else:
+        score = Scorer.load(model_dir / "arrays.npz").rank_scores
+    return evaluate_scorer(score, seen, held, len(users), len(items), k=k)[f"ndcg@{k}"]
+
+
+def timed_train(cfg, ds, run, prepared_run=None, refit_of=None):
+    from recsys.train.trainer import run_train
+
+    started = time.perf_counter()
+    result = run_train(cfg, ds, run, ds if prepared_run else None, prepared_run, refit_of)
+    return result, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", default="ml-1m", choices=sorted(SHAPES))
+    parser.add_argument("--users", type=int, help="a custom shape: users (with --items, --ratings)")
+    parser.add_argument("--items", type=int)
+    parser.add_argument("--ratings", type=int)
+    parser.add_argument("--work", default="/tmp/warm-bench", help="synthetic data and the root")
+    parser.add_argument("--new", type=float, default=0.02, help="share of rows night 2 adds")
+    parser.add_argument("--future", type=float, default=0.01, help="share of later rows")
+    parser.add_argument("--min-new-items", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="train.KEY=VALUE for every training run")  # fmt: skip
+    args = parser.parse_args()
+
+    work = Path(args.work)
+    custom = args.users and args.items and args.ratings
+    shape = shape_from_counts(args.users, args.items, args.ratings) if custom else args.shape
+    synth = work / "synth"
+    if not (synth / "ratings.csv").is_file():
+        synthesize(synth, shape, seed=args.seed)
+    root = work / "var"
+    shutil.rmtree(root, ignore_errors=True)
+    night1, night2, later = make_nights(synth, args.new, args.future, args.min_new_items, args.seed)
+
+    from recsys.prepare.job import run_prepare
+
+    for ds, run, frame in ((NIGHT1, "night1", night1), (NIGHT2, "night2", night2)):
+        logs = write_log(frame, synth, work / f"log-{run}")
+        cfg = load_config(root=str(root), source={"input": str(logs)}, spark={"master": "local[2]"})
+        run_prepare(cfg, ds, run)
+    prepared = storage.resolve(str(root), "prepared", NIGHT2, "night2")
+
+    def config(**train):
+        cfg = load_config(overrides=args.overrides, root=str(root))
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train))
+
+    timed_train(config(), NIGHT1, "night1", "night1")  # what night 2 warm-starts from
+    # The warm run first: nothing is published, so it starts from models/_LATEST (night 1).
+    warm, warm_s = timed_train(config(warm_start=True), NIGHT2, "warm", "night2")
+    assert warm.manifest["training"]["warm_start"]["from"], warm.manifest["training"]
+    cold, cold_s = timed_train(config(), NIGHT2, "cold", "night2")
+    rows = []
+    for name, (evaluated, train_s), mode in (
+        ("cold + full", (cold, cold_s), "full"),
+        ("warm + full", (warm, warm_s), "full"),
+        ("warm + continue", (warm, warm_s), "continue"),
+    ):
+        run = f"{evaluated.path.name[4:]}-{mode}"
+        refit, refit_s = timed_train(config(refit_mode=mode), NIGHT2, run, refit_of=evaluated.path)
+        rows.append(
+            {
+                "variant": name,
+                "train_s": round(train_s, 1),
+                "train_epochs": evaluated.manifest["training"]["epochs_run"],
+                "test_ndcg": evaluated.manifest["metrics"]["test"]["ndcg@10"],
+                "later_ndcg_evaluated": later_ndcg(evaluated.path, prepared, later),
+                "refit_s": round(refit_s, 1),
+                "refit_epochs": refit.manifest["training"]["epochs_run"],
+                "later_ndcg_refit": later_ndcg(refit.path, prepared, later),
+            }
+        )
+    popular = later_ndcg(None, prepared, later)
+    header = (
+        f"{'variant':<16} {'train s':>8} {'epochs':>6} {'test NDCG@10':>12} {'later, eval':>11} "
+        f"{'refit s':>8} {'epochs':>6} {'later, refit':>12}"
+    )
+    print(f"\n{header}\n{'-' * len(header)}")
+    for r in rows:
+        print(
+            f"{r['variant']:<16} {r['train_s']:>8.1f} {r['train_epochs']:>6} "
+            f"{r['test_ndcg']:>12.4f} {r['later_ndcg_evaluated']:>11.4f} {r['refit_s']:>8.1f} "
+            f"{r['refit_epochs']:>6} {r['later_ndcg_refit']:>12.4f}"
+        )
+    print(f"{'popularity':<16} {'':>8} {'':>6} {'':>12} {popular:>11.4f}")
+    print("later: NDCG@10 on the rows after night 2, every item not rated by then a candidate")
+    (work / "results.json").write_text(json.dumps({"rows": rows, "popular": popular}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

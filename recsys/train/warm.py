@@ -1,0 +1,225 @@
+"""Warm start: initialise a model from an earlier one instead of from random rows.
+
+The nightly run starts from the model served last night: the one behind
+``recommendations/_LATEST`` (``models/_LATEST`` when nothing is published yet), or, when that is a
+refit, its evaluated twin, as the gate does: a refit trained on its night's test rows, which under
+leave-last are mostly tonight's test rows too, so starting from it would leak them into tonight's
+evaluation. A continue refit starts from the evaluated model it refits (same prepared run).
+
+Prepare renumbers users and items every night, so per-user and per-item tables (embeddings,
+biases; ``optim.is_table``) are copied row by row through the original ids of the two prepared
+runs; users and items new tonight keep their fresh random rows. Dense weights (MLP layers, the
+genre table) are copied when their shapes match (the genre table also needs the same genre list).
+Old weights are read from ``model.keras``: ``arrays.npz`` holds item vectors with the genre
+part folded in, not the tables training needs. A source that is missing, unreadable, or of another
+family, dimension, objective or split gives one log line and a cold start, never a failed night.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from recsys import schema as S
+from recsys import storage
+from recsys.config import TrainConfig
+from recsys.errors import RecsysError
+from recsys.evaluate.gate import original_ids, published_model
+from recsys.train.optim import DENSE_NAMES, is_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The old weights to load (``None``: cold start, ``reason`` says why) and the row maps.
+
+    ``user_rows[u]`` is the old row of tonight's user ``u`` (-1: new tonight); ``item_rows``
+    likewise. ``weights`` are keyed by ``weight_keys``.
+    """
+
+    reason: str
+    source: Path | None = None
+    weights: dict[str, np.ndarray] | None = None
+    user_rows: np.ndarray | None = None
+    item_rows: np.ndarray | None = None
+    same_genres: bool = True
+    version: str = ""
+
+    def apply(self, model: Any) -> dict[str, Any]:
+        """Set ``model``'s variables from the old weights; returns the manifest's record.
+
+        Call after ``build_model`` (inside the strategy scope) and before training.
+        """
+        if self.weights is None:
+            return {"from": None, "reason": self.reason}
+        copied, kept = [], []
+        for key, var in zip(weight_keys(model.weights), model.weights, strict=True):
+            old = self.weights.get(key)
+            name = var.name.split("/")[-1]
+            if name in DENSE_NAMES:  # item_features: data, tonight's genres of tonight's items
+                continue
+            if old is None:
+                kept.append(key)
+                continue
+            if is_table(var):
+                rows = self.user_rows if name.startswith("user_") else self.item_rows
+                if old.shape[1:] != tuple(var.shape[1:]):
+                    kept.append(key)
+                    continue
+                value = np.array(var)  # (n_rows, width): fresh rows of tonight's new ids
+                hit = rows >= 0
+                value[hit] = old[rows[hit]]
+            elif old.shape == tuple(var.shape) and (self.same_genres or name != "side_emb"):
+                value = old
+            else:
+                kept.append(key)
+                continue
+            var.assign(value)
+            copied.append(key)
+        return {
+            "from": str(self.source),
+            "model_version": self.version,
+            "users": int(np.count_nonzero(self.user_rows >= 0)),
+            "items": int(np.count_nonzero(self.item_rows >= 0)),
+            "copied": copied,
+            "kept_fresh": kept,
+        }
+
+
+def weight_keys(weights: list[Any]) -> list[str]:
+    """Names of a model's variables that two builds of it share.
+
+    Keras numbers instances (``biased_mf_3/user_emb``, ``mlp/dense_5/kernel``), so the model's own
+    name is dropped, the numbers are stripped and repeated names get their order:
+    ``mlp/dense/kernel#0``, ``mlp/dense/kernel#1``.
+    """
+    keys, seen = [], {}
+    for var in weights:
+        key = "/".join(re.sub(r"_\d+$", "", part) for part in var.path.split("/")[1:])
+        seen[key] = seen.get(key, -1) + 1
+        keys.append(f"{key}#{seen[key]}")
+    return keys
+
+
+def find_source(root: str) -> Path | None:
+    """The model last night served (its evaluated twin if a refit), else ``models/_LATEST``."""
+    published = published_model(root)
+    if published is not None:
+        return published[0]
+    try:
+        model_dir = storage.latest(root, "models")
+    except RecsysError:
+        return None
+    refit_of = storage.read_manifest(model_dir).get("refit_of")
+    return Path(refit_of["path"]) if refit_of else model_dir
+
+
+def _genres(prepared: Path) -> list[str]:
+    items = pq.read_table(prepared / "items", columns=[S.GENRES]).to_pandas()
+    return sorted({g for gs in items[S.GENRES] for g in gs})
+
+
+def _rows(new: Path, old: Path, table: str, idx: str, id_col: str) -> np.ndarray:
+    """Old row of each of tonight's rows by original id (-1: not in the old run)."""
+    if new.resolve() == old.resolve():  # same prepared run: identical indices
+        return np.arange(len(original_ids(new, table, idx, id_col)))
+    old_ids = pd.Index(original_ids(old, table, idx, id_col))
+    return old_ids.get_indexer(original_ids(new, table, idx, id_col))
+
+
+def _mismatch(
+    old: dict[str, Any], old_prep: dict[str, Any], tcfg: TrainConfig, manifest: dict[str, Any]
+) -> str:
+    """Why the old model cannot seed tonight's (empty: it can)."""
+    for what, have, want in (
+        ("family", old.get("family"), tcfg.model),
+        ("objective", old.get("objective"), tcfg.objective),
+        ("dim", old.get("dims", {}).get("dim"), tcfg.dim),
+    ):
+        if have != want:
+            return f"it is {what} {have}, tonight trains {what} {want}"
+    if old_prep.get("split") != manifest.get("split"):
+        # Its train rows could be in tonight's held-out rows: the evaluation would be flattered.
+        return (
+            f"its data was split as {old_prep.get('split')}, tonight's as {manifest.get('split')}"
+        )
+    if old_prep["ds"] > manifest["ds"]:
+        return f"its data (ds {old_prep['ds']}) is newer than tonight's (ds {manifest['ds']})"
+    return ""
+
+
+def load_warm_start(
+    root: str,
+    tcfg: TrainConfig,
+    prepared: Path,
+    manifest: dict[str, Any],
+    source: Path | None = None,
+) -> WarmStart:
+    """What ``tcfg`` starts from: ``source``, else (``train.warm_start``) ``find_source(root)``.
+
+    A found source that will not do gives one log line and a cold start with the reason, never
+    an error; an explicit ``source`` (a continue refit, which must not start cold) raises.
+    Uses TensorFlow (loads ``model.keras``): call it after the distribution strategy exists.
+    """
+    if source is None and not tcfg.warm_start:
+        return WarmStart("train.warm_start is off")
+    explicit = source is not None
+    try:
+        source = source or find_source(root)
+        if source is None:
+            raise RecsysError(f"no model was published or trained under {root} yet")
+        old = storage.read_manifest(source)
+        old_prepared = Path(old["prepared"]["path"])
+        why = _mismatch(old, storage.read_manifest(old_prepared), tcfg, manifest)
+        if why:
+            raise RecsysError(f"{source} cannot seed tonight's model: {why}")
+        weights = _load_weights(source / "model.keras")
+        start = WarmStart(
+            reason="",
+            source=source,
+            weights=weights,
+            user_rows=_rows(prepared, old_prepared, "users", S.USER_IDX, S.USER_ID),
+            item_rows=_rows(prepared, old_prepared, "items", S.ITEM_IDX, S.ITEM_ID),
+            same_genres=_genres(prepared) == _genres(old_prepared),
+            version=old.get("model_version", ""),
+        )
+    except (RecsysError, OSError, KeyError, TypeError, ValueError) as exc:
+        why = f"the manifest of {source} has no {exc}" if isinstance(exc, KeyError) else str(exc)
+        if explicit:
+            raise RecsysError(f"cannot start from {source}: {why}") from None
+        log.warning("cold start: %s", why)
+        return WarmStart(why)
+    log.info(
+        "warm start from %s: %d of %d users and %d of %d items found by id",
+        start.version or source,
+        np.count_nonzero(start.user_rows >= 0),
+        len(start.user_rows),
+        np.count_nonzero(start.item_rows >= 0),
+        len(start.item_rows),
+    )
+    return start
+
+
+def _load_weights(path: Path) -> dict[str, np.ndarray]:
+    """Every variable of a saved model by ``weight_keys``; RecsysError when it will not load."""
+    import keras
+
+    import recsys.train.models  # noqa: F401  (registers the model classes for loading)
+
+    if not path.is_file():
+        raise RecsysError(f"{path} is missing")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    # A damaged archive surfaces as zipfile, h5py or deserialisation errors of many types; none
+    # of them may fail the night.
+    except Exception as exc:
+        raise RecsysError(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
+    return {k: np.array(v) for k, v in zip(weight_keys(model.weights), model.weights, strict=True)}
