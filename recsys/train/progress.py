@@ -79,10 +79,13 @@ class EpochProgress(keras.callbacks.Callback):
         self._task: Any = None
         self._started = self._epoch_start = 0.0
         self._epoch_seconds: list[float] = []
+        # Wall seconds from the start of training to the end of each epoch (validation included).
+        self.elapsed: list[float] = []
 
     def on_train_begin(self, logs=None):
         self._started = self.clock()
         self._epoch_seconds = []
+        self.elapsed = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
@@ -100,6 +103,7 @@ class EpochProgress(keras.callbacks.Callback):
         self._stop_bar()
         now = self.clock()
         self._epoch_seconds.append(now - self._epoch_start)
+        self.elapsed.append(now - self._started)
         log.info("%s", self.line(epoch, logs or {}, now))
 
     def on_train_end(self, logs=None):

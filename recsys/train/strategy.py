@@ -1,7 +1,8 @@
 """Choosing the distribution strategy: the same code path on 0, 1 or N GPUs, or N workers.
 
-``MirroredStrategy`` over every visible GPU, or over the CPU when there is none; when ``TF_CONFIG``
-names several workers, ``MultiWorkerMirroredStrategy``. The global batch is the per-replica batch
+``MirroredStrategy`` over two or more visible GPUs (or the logical CPU devices tests make); one
+device (a GPU, or the CPU when there is none) trains under TensorFlow's default strategy; when
+``TF_CONFIG`` names several workers, ``MultiWorkerMirroredStrategy``. The global batch is the per-replica batch
 times the number of replicas, and the tables' learning rate follows it linearly
 (``trainer.table_learning_rate``: ``train.learning_rate`` is the step at a global batch of 256).
 The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and the
@@ -50,7 +51,7 @@ def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
         "TensorFlow %s on %s: %s over %s, %d replica(s)",
         tf.__version__,
         device_kind(),
-        type(strategy).__name__,
+        "default strategy" if strategy is tf.distribute.get_strategy() else type(strategy).__name__,
         ", ".join(devices or ["cluster"]),
         strategy.num_replicas_in_sync,
     )

@@ -336,9 +336,10 @@ def fit(
             )
         )
     val_metric = monitor[0] if monitor and monitor[0].startswith("val_") else None
-    callbacks.append(
-        EpochProgress(timer, steps * global_batch, val_metric, early_stopping=monitor is not None)
+    progress = EpochProgress(
+        timer, steps * global_batch, val_metric, early_stopping=monitor is not None
     )
+    callbacks.append(progress)
     callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
     history = model.fit(
         strategy.distribute_datasets_from_function(train_fn),
@@ -366,6 +367,8 @@ def fit(
         # {"from": model run, "users"/"items": rows found by id, ...} or {"from": None, "reason"}
         "warm_start": warm_stats,
         "epoch_seconds": [round(s, 2) for s in timer.seconds],
+        # Wall time at the end of each epoch, validation included: the time-to-quality clock.
+        "elapsed_seconds": [round(s, 1) for s in progress.elapsed],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
         "ratings_per_second": round(timer.throughput(steps * global_batch)),
     }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import keras
+import numpy as np
+
 import pytest
 
 from recsys.config import TrainConfig
@@ -75,3 +78,32 @@ def test_unset_settings_take_the_objectives_defaults():
     # An explicit value wins over the objective's default.
     assert resolve_train(TrainConfig(objective="rating", l2=0.2)).l2 == 0.2
     assert TrainConfig().objective == "ranking"
+
+
+@pytest.mark.parametrize("method", ["adam", "adagrad"])
+def test_row_sparse_update_sums_repeated_rows_once(method):
+    """Rows repeated in a batch move once, by their summed gradient (the tf.unique-free path)."""
+    import tensorflow as tf
+
+    from recsys.train.optim import SparseRowAdagrad
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(6, 3)).astype(np.float32)
+    var = keras.Variable(start, name="user_emb")
+    opt = SparseRowAdagrad(0.1, table_method=method)
+    opt.build([var])
+    rows = np.array([4, 1, 4, 0, 4], np.int32)
+    values = rng.normal(size=(5, 3)).astype(np.float32)
+    opt.apply([tf.IndexedSlices(tf.constant(values), tf.constant(rows))], [var])
+
+    g = np.zeros_like(start)
+    np.add.at(g, rows, values)  # the summed gradient per row
+    touched = np.isin(np.arange(6), rows)[:, None]
+    if method == "adam":  # first step: m = 0.1 g, v = 0.001 g^2, bias-corrected
+        m, v = 0.1 * g, 0.001 * g**2
+        alpha = 0.1 * np.sqrt(1 - 0.999) / (1 - 0.9)
+        want = start - np.where(touched, alpha * m / (np.sqrt(v) + 1e-7), 0)
+    else:  # row-wise Adagrad: accumulator 0.1 + mean square of the row's summed gradient
+        acc = 0.1 + (g**2).mean(axis=1, keepdims=True)
+        want = start - np.where(touched, 0.1 * g / np.sqrt(acc), 0)
+    np.testing.assert_allclose(np.asarray(var), want, rtol=1e-5, atol=1e-6)

@@ -186,7 +186,7 @@ def test_recsys_train_shows_devices_and_epoch_lines_by_default(tiny_root):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
-    assert f"TensorFlow {tf.__version__} on {device_kind()}: MirroredStrategy over" in err
+    assert f"TensorFlow {tf.__version__} on {device_kind()}: default strategy over" in err
     epochs = re.findall(r"recsys\.train\.progress: (epoch \d/2): loss \S+, val_rmse \S+,", err)
     assert epochs == ["epoch 1/2", "epoch 2/2"]
     assert "\x1b[" not in err and "━" not in err

@@ -200,3 +200,38 @@ def test_min_rating_that_leaves_no_positive_is_one_sentence(synthetic_root, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("recsys train: error: train.min_rating=6 leaves no train row")
     assert "highest rating: 5" in err and err.count("\n") == 0
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_factored_softmax_equals_the_generic_one_with_gradients(xla):
+    """The candidate matmul outside XLA (``_factored``) is the same loss as ``model.cross``."""
+    rng = np.random.default_rng(3)
+    genres = rng.uniform(size=(N_ITEMS * 5, 3)).astype(np.float32)
+    model = MODELS["biased-mf"](
+        N_USERS, N_ITEMS * 5, dim=4, objective="ranking", item_features=genres, init_scale=0.5
+    )
+    model.build()
+    model.item_bias.assign(rng.normal(size=(N_ITEMS * 5, 1)).astype(np.float32))
+    model.xla = xla
+    freq = rng.uniform(size=N_ITEMS * 5)
+    loss = RankingLoss(negatives=6, in_batch=3, item_freq=freq / freq.sum(), seed=1)
+    x = batch([0, 1, 4, 2], [1, 7, 1, 19])
+    rating = tf.ones(4)
+    step = tf.constant(5, tf.int64)
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            out = fn()
+            total = tf.reduce_sum(out)
+        grads = tape.gradient(total, model.trainable_variables)
+        names = [v.name for v in model.trainable_variables]
+        assert all(g is not None for g in grads), list(zip(names, [g is None for g in grads]))
+        return out.numpy(), {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, grads)}
+
+    want, want_grads = value_and_grads(lambda: loss._per_row(model, x, step))
+    got, got_grads = value_and_grads(lambda: loss(model, x, rating, step))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert set(got_grads) == set(want_grads) == {"user_emb", "item_emb", "item_bias", "side_emb"}
+    for name, grad in got_grads.items():
+        np.testing.assert_allclose(grad, want_grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        assert np.abs(grad).sum() > 0, name

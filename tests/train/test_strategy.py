@@ -136,5 +136,7 @@ def test_make_strategy_logs_version_and_devices(caplog):
     make_strategy(["/cpu:0"])
     assert caplog.messages[-1] == (
         f"TensorFlow {tf.__version__} on {device_kind()}: "
-        "MirroredStrategy over /cpu:0, 1 replica(s)"
+        "default strategy over /cpu:0, 1 replica(s)"
     )
+    make_strategy(["/cpu:0", "/cpu:1"])
+    assert caplog.messages[-1].endswith("MirroredStrategy over /cpu:0, /cpu:1, 2 replica(s)")
