@@ -2,7 +2,9 @@
 
 ``MirroredStrategy`` over two or more visible GPUs (or the logical CPU devices tests make); one
 device (a GPU, or the CPU when there is none) trains under TensorFlow's default strategy; when
-``TF_CONFIG`` names several workers, ``MultiWorkerMirroredStrategy``. The global batch is the per-replica batch
+``TF_CONFIG`` names several workers, ``MultiWorkerMirroredStrategy``.
+
+The global batch is the per-replica batch
 times the number of replicas, and the tables' learning rate follows it linearly
 (``trainer.table_learning_rate``: ``train.learning_rate`` is the step at a global batch of 256).
 The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and the

@@ -6,7 +6,6 @@ import json
 
 import keras
 import numpy as np
-
 import pytest
 
 from recsys.config import TrainConfig

@@ -225,8 +225,10 @@ def test_factored_softmax_equals_the_generic_one_with_gradients(xla):
             total = tf.reduce_sum(out)
         grads = tape.gradient(total, model.trainable_variables)
         names = [v.name for v in model.trainable_variables]
-        assert all(g is not None for g in grads), list(zip(names, [g is None for g in grads]))
-        return out.numpy(), {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, grads)}
+        assert all(g is not None for g in grads), names
+        return out.numpy(), {
+            n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, grads, strict=True)
+        }
 
     want, want_grads = value_and_grads(lambda: loss._per_row(model, x, step))
     got, got_grads = value_and_grads(lambda: loss(model, x, rating, step))
