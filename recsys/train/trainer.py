@@ -387,8 +387,8 @@ def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str] | None
 def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
     """The evaluated model's resolved settings, run for its best number of epochs (``full``) or
     for ``refit_epochs`` (``continue``); the refit mode is the command's, not the evaluated
-    model's. A refit never warm-starts from last night: ``full`` re-runs the evaluated model's
-    recipe, ``continue`` starts from the evaluated model itself."""
+    model's. A refit never looks for last night's model itself: ``full`` re-runs the evaluated
+    model's recipe from its start (``run_train``), ``continue`` starts from the evaluated model."""
     settings = dict(evaluated["train"])
     mode, epochs = cfg.train.refit_mode, cfg.train.refit_epochs
     best = max(1, int(evaluated["training"].get("best_epoch") or settings["epochs"]))
@@ -399,6 +399,12 @@ def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
         epochs=epochs if mode == "continue" else best,
     )
     return replace(cfg, train=TrainConfig(**settings))
+
+
+def _warm_source(evaluated: dict[str, Any]) -> Path | None:
+    """The model the evaluated run started from, or None if it started cold."""
+    source = (evaluated["training"].get("warm_start") or {}).get("from")
+    return Path(source) if source else None
 
 
 def run_train(
@@ -445,6 +451,10 @@ def run_train(
             )
     elif evaluated is not None:
         splits = ("train", "val", "test")
+        # A full refit re-runs the evaluated model's recipe, its start included: a model that
+        # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
+        # random rows (ml-1m shape: later-rows NDCG@10 0.11 against the evaluated model's 0.23).
+        warm_from = _warm_source(evaluated)
     if manifest.get("implicit") and cfg.train.objective == "rating":
         raise RecsysError(
             f"the prepared run {prepared} holds implicit events (no rating column), so "
@@ -454,7 +464,7 @@ def run_train(
         raise RecsysError(f"the prepared run {prepared} has no train rows")
     paths = storage.new_run(cfg.root, "models", ds, run)
     model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits, warm_from)
-    if warm_from is not None:  # continue refit: the evaluated model's train rows, then these
+    if splits == ("val", "test"):  # continue refit: the evaluated model's train rows, then these
         stats = {**stats, "trained_on": ["train", *splits], "continued_on": list(splits)}
 
     model.save(paths.staging / "model.keras")

@@ -241,11 +241,18 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
     root, _, night2, models = nights
     _publish(root, NIGHT1, "served", models["biased-mf"])
     cfg = load_config(root=root, train={**TRAIN, "warm_start": True, "epochs": 1})
-    m = run_train(cfg, NIGHT2, "warm", NIGHT2, "night2").manifest
+    result = run_train(cfg, NIGHT2, "warm", NIGHT2, "night2")
+    m = result.manifest
     assert m["prepared"]["run"] == "night2"
     record = m["training"]["warm_start"]
     assert record["from"] == str(models["biased-mf"]) and record["users"] == 96
     assert {"user_emb#0", "item_emb#0", "item_bias#0", "side_emb#0"} <= set(record["copied"])
+
+    # Its full refit re-runs the recipe from the same start, not from random rows.
+    refit = run_train(load_config(root=root), NIGHT2, "warm-refit", refit_of=result.path).manifest
+    assert refit["training"]["warm_start"]["from"] == str(models["biased-mf"])
+    assert refit["training"]["trained_on"] == ["train", "val", "test"]
+    assert refit["train"]["epochs"] == m["training"]["best_epoch"]
 
     # The night does not fail when the published model is broken: it trains cold.
     broken = _corrupt(models, tmp_path)
