@@ -13,33 +13,42 @@ Every night, for the run's logical date `ds`:
 | `refit` | `recsys train --refit` (params `refit`, `refit_mode`) | `models/ds=…/run=…-refit` |
 | `score` | Spark: `jobs/score.py`: top N of all unseen pairs, nearest items | `recommendations/…` |
 | `publish` | `recsys publish`: validates, then moves `recommendations/_LATEST` | |
+| `announce` | the `recsys_recommendations` Asset event, when the table went live | |
 | `retention` | `recsys retention`: runs older than `retention_days`, never those in use | |
 
-A refused gate fails the run without retry; nothing after it runs and yesterday's table stays
-published. Spark steps go through the `spark_default` connection (local mode by default; point it
-at a cluster to move them). Parsing this file imports nothing heavy and queries no database.
+A refused gate, or an input or table that shrank below `drift_min_share` / `publish_min_share` of
+yesterday's, fails the run without retry; nothing after it runs and yesterday's table stays
+published. Every task attempt writes runs of its own (`<run id>`, then `<run id>.try<N>` when a
+task is cleared or retried) and hands their ids to the next task, so clearing any task, or the
+whole run, re-runs it and publishes as a first run would. A backfill (an older `ds`) commits its
+runs without moving any table's `_LATEST` unless param `move_latest_backwards` is on. Spark steps
+go through the `spark_default` connection (local mode by default; point it at a cluster to move
+them). Parsing this file imports nothing heavy and queries no database.
 
 Environment (all optional): `RECSYS_ROOT` (storage root), `RECSYS_BIN` (the `recsys` command),
 `RECSYS_JOBS_DIR` (folder of `prepare.py` / `score.py`), `RECSYS_PY_FILES` (zip or wheel for the
 executors), `RECSYS_DATA_DIR`, `RECSYS_ALERT` (`log`, `email:a@b.c`, or `module:callable`),
-`RECSYS_SCHEDULE` (`@daily`), `RECSYS_RETRIES` (2).
+`RECSYS_SCHEDULE` (`@daily`), `RECSYS_RETRIES` (2), `RECSYS_TIMEOUT_HOURS` (6: the heavy
+tasks' `execution_timeout`; the light ones get 1 hour).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Param, dag, task
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 log = logging.getLogger("airflow.task")
 
@@ -50,6 +59,12 @@ JOBS_DIR = Path(ENV.get("RECSYS_JOBS_DIR") or CHECKOUT / "jobs")
 DEFAULT_ROOT = ENV.get("RECSYS_ROOT") or str(CHECKOUT / "var")
 PY_FILES = ENV.get("RECSYS_PY_FILES") or None
 RETRIES = int(ENV.get("RECSYS_RETRIES", "2"))
+HEAVY = dt.timedelta(hours=float(ENV.get("RECSYS_TIMEOUT_HOURS", "6")))
+LIGHT = dt.timedelta(hours=1)
+# Downstream DAGs schedule on it (by name); each event's extra names the table that went live.
+RECOMMENDATIONS = Asset(
+    name="recsys_recommendations", uri=f"file://{Path(DEFAULT_ROOT).absolute()}/recommendations"
+)
 # Exit statuses of the recsys command that no retry can fix (see recsys/cli.py).
 BAD_INPUT, GATE_REFUSED = 2, 3
 
@@ -70,9 +85,12 @@ def _alert(context) -> None:
     what = f"recsys nightly {context.get('ds')}: task {getattr(ti, 'task_id', '?')} failed"
     reason = str(context.get("exception") or "")
     if target.startswith("email:"):
-        from airflow.utils.email import send_email  # only when configured
+        # Through the smtp_default connection; imported only when configured.
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-        send_email(target[len("email:") :], what, f"<pre>{reason}</pre>")
+        SmtpNotifier(to=target[len("email:") :], subject=what, html_content=f"<pre>{reason}</pre>")(
+            context
+        )
     elif ":" in target:
         module, _, name = target.partition(":")
         getattr(importlib.import_module(module), name)(context)
@@ -110,8 +128,21 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def attempt_run(base: str, try_number: int | None, suffix: str = "") -> str:
+    """The run id one task attempt writes: the DAG run's, then ``.try<N>`` on a retry or after
+    a clear, so a re-run never meets its own finished run (runs are immutable)."""
+    run = f"{base}{suffix}"
+    return run if not try_number or try_number <= 1 else f"{run}.try{try_number}"
+
+
 def _xcom(key: str) -> str:
     return "{{ ti.xcom_pull(task_ids='source', key='" + key + "') }}"
+
+
+def _flags(params) -> list[str]:
+    """`--set` pairs every committing command gets from the params."""
+    backwards = str(bool(params["move_latest_backwards"])).lower()
+    return ["--set", f"move_latest_backwards={backwards}"]
 
 
 def _spark_conf() -> dict[str, str]:
@@ -131,9 +162,31 @@ def _spark_env() -> dict[str, str]:
     return env
 
 
-def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
+class RecsysSparkJob(SparkSubmitOperator):
+    """``jobs/<step>.py`` through ``spark_default``: writes the run of this attempt (see
+    :func:`attempt_run`), returns ``{"ds", "run"}`` for the next task, and fails without retry
+    on bad input (exit 2), as the recsys commands do."""
+
+    def execute(self, context) -> dict[str, str]:
+        args = list(self.application_args or [])
+        ds = args[args.index("--ds") + 1]
+        ti = context["ti"]
+        run = attempt_run(ti.xcom_pull(task_ids="source", key="run"), ti.try_number)
+        self.application_args = [*args, "--run", run]
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            proc = getattr(self._hook, "_submit_sp", None)
+            if proc is not None and proc.returncode == BAD_INPUT:
+                said = [ln for ln in str(exc).splitlines() if ": error: " in ln]
+                raise AirflowFailException((said or [str(exc)])[-1].strip()) from exc
+            raise
+        return {"ds": ds, "run": run}
+
+
+def _spark_job(step: str, args: list[str]) -> RecsysSparkJob:
     """``jobs/<step>.py`` through the ``spark_default`` connection, sized by the params."""
-    return SparkSubmitOperator(
+    return RecsysSparkJob(
         task_id=step,
         application=str(JOBS_DIR / f"{step}.py"),
         name=f"recsys-{step}",
@@ -141,6 +194,7 @@ def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
         conf=_spark_conf(),
         env_vars=_spark_env(),
         application_args=args,
+        execution_timeout=HEAVY,
     )
 
 
@@ -157,6 +211,7 @@ def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
         "retry_delay": dt.timedelta(minutes=5),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(hours=1),
+        "execution_timeout": LIGHT,
         "on_failure_callback": _alert,
     },
     params={
@@ -187,6 +242,21 @@ def _spark_job(step: str, args: list[str]) -> SparkSubmitOperator:
             enum=["full", "continue"],
             description="full: anew on every split; continue: the evaluated model, val+test rows",
         ),
+        "drift_min_share": Param(
+            0.5,
+            type="number",
+            minimum=0,
+            description="prepare refuses rows/users/items below this share of yesterday's",
+        ),
+        "publish_min_share": Param(
+            0.5,
+            type="number",
+            minimum=0,
+            description="publish refuses a table with fewer users than this share of the live one",
+        ),
+        "move_latest_backwards": Param(
+            False, type="boolean", description="let a backfill of an older ds move _LATEST"
+        ),
         "gate_tolerance": Param(0.1, type="number", minimum=0),
         "gate_min_lift": Param(0.0, type="number"),
         "retention_days": Param(14, type="integer", minimum=0),
@@ -204,107 +274,76 @@ def recsys_nightly():
         run = re.sub(r"[^A-Za-z0-9._-]+", "_", dag_run.run_id).strip("_.")
         root = str(Path(params["root"]).absolute())
         data_dir = ENV.get("RECSYS_DATA_DIR") or str(Path(root).parent / "data")
-        args = ["data", "get", params["dataset"], "--dest", data_dir]
-        out = _run_recsys(*args, *(["--offline"] if params["offline"] else []))
-        found = [ln.strip() for ln in out.splitlines() if ln.strip() and Path(ln.strip()).exists()]
-        if not found:
-            raise AirflowFailException(f"recsys data get named no input folder:\n{out}")
-        return {"root": root, "ds": when, "run": run, "input": found[-1]}
+        with tempfile.TemporaryDirectory() as tmp:
+            result = Path(tmp) / "result.json"
+            args = ["data", "get", params["dataset"], "--dest", data_dir, "--result-file"]
+            _run_recsys(*args, str(result), *(["--offline"] if params["offline"] else []))
+            found = json.loads(result.read_text())["input"]
+        return {"root": root, "ds": when, "run": run, "input": found}
 
     paths = source()
-    root, ds, run = _xcom("root"), _xcom("ds"), _xcom("run")
-    common = ["--root", root, "--ds", ds]
-
+    common = ["--root", _xcom("root"), "--ds", _xcom("ds")]
+    moves = ["--set", "move_latest_backwards={{ params.move_latest_backwards | lower }}"]
     prepare = _spark_job(
         "prepare",
         [
             "--input",
             _xcom("input"),
             *common,
-            "--run",
-            run,
             "--split",
             "{{ params.split }}",
+            "--min-share",
+            "{{ params.drift_min_share }}",
+            *moves,
         ],
     )
 
-    @task
-    def train(paths: dict, params=None) -> dict[str, str]:
+    @task(execution_timeout=HEAVY)
+    def train(paths: dict, prepared: dict, params=None, ti=None) -> dict[str, str]:
+        run = attempt_run(paths["run"], ti.try_number)
         warm = f"train.warm_start={str(params['warm_start']).lower()}"
         sets = [a for kv in [warm, *params["train_overrides"]] for a in ("--set", kv)]
         _run_recsys(
             "train",
-            "--root",
-            paths["root"],
-            "--ds",
-            paths["ds"],
-            "--run",
-            paths["run"],
-            "--prepared-ds",
-            paths["ds"],
-            "--prepared-run",
-            paths["run"],
-            "--model",
-            params["model"],
-            "--objective",
-            params["objective"],
+            *("--root", paths["root"], "--ds", paths["ds"], "--run", run),
+            *("--prepared-ds", prepared["ds"], "--prepared-run", prepared["run"]),
+            *("--model", params["model"], "--objective", params["objective"]),
             *sets,
+            *_flags(params),
         )
-        return {"model_ds": paths["ds"], "model_run": paths["run"]}
+        return {"model_ds": paths["ds"], "model_run": run}
 
     @task
     def evaluate(model: dict, paths: dict) -> None:
         _run_recsys(
             "evaluate",
-            "--root",
-            paths["root"],
-            "--ds",
-            model["model_ds"],
-            "--run",
-            model["model_run"],
+            *("--root", paths["root"], "--ds", model["model_ds"], "--run", model["model_run"]),
         )
 
     @task(retries=0)
-    def gate(model: dict, paths: dict, params=None) -> None:
+    def gate(model: dict, paths: dict, params=None, ti=None) -> None:
         _run_recsys(
             "gate",
-            "--root",
-            paths["root"],
-            "--model-ds",
-            model["model_ds"],
-            "--model-run",
-            model["model_run"],
-            "--ds",
-            paths["ds"],
-            "--run",
-            paths["run"],
-            "--tolerance",
-            str(params["gate_tolerance"]),
-            "--min-lift",
-            str(params["gate_min_lift"]),
+            *("--root", paths["root"], "--ds", paths["ds"]),
+            *("--run", attempt_run(paths["run"], ti.try_number)),
+            *("--model-ds", model["model_ds"], "--model-run", model["model_run"]),
+            *("--tolerance", str(params["gate_tolerance"])),
+            *("--min-lift", str(params["gate_min_lift"])),
         )
 
-    @task
-    def refit(model: dict, paths: dict, params=None) -> dict[str, str]:
+    @task(execution_timeout=HEAVY)
+    def refit(model: dict, paths: dict, params=None, ti=None) -> dict[str, str]:
         """The served model: refit (param refit, as refit_mode says), else the evaluated one."""
         if not params["refit"]:
             return model
-        run = f"{paths['run']}-refit"
+        run = attempt_run(paths["run"], ti.try_number, "-refit")
         _run_recsys(
             "train",
             "--refit",
-            "--refit-ds",
-            model["model_ds"],
-            "--refit-run",
-            model["model_run"],
-            "--root",
-            paths["root"],
-            "--ds",
-            paths["ds"],
-            "--run",
-            run,
-            "--set",
-            f"train.refit_mode={params['refit_mode']}",
+            *("--refit-ds", model["model_ds"], "--refit-run", model["model_run"]),
+            *("--root", paths["root"], "--ds", paths["ds"], "--run", run),
+            *("--set", f"train.refit_mode={params['refit_mode']}"),
+            *_flags(params),
         )
         return {"model_ds": paths["ds"], "model_run": run}
 
@@ -312,8 +351,6 @@ def recsys_nightly():
         "score",
         [
             *common,
-            "--run",
-            run,
             "--model-ds",
             "{{ ti.xcom_pull(task_ids='refit')['model_ds'] }}",
             "--model-run",
@@ -322,33 +359,55 @@ def recsys_nightly():
             "{{ params.top_n }}",
             "--similar-items",
             "{{ params.similar_items }}",
+            *moves,
         ],
     )
 
     @task
-    def publish(paths: dict) -> str:
-        _run_recsys("publish", "--root", paths["root"], "--ds", paths["ds"], "--run", paths["run"])
-        return f"{paths['root']}/recommendations/ds={paths['ds']}/run={paths['run']}"
+    def publish(paths: dict, scored: dict, params=None) -> dict[str, str]:
+        """Validate the table this run scored, then make it live (unless a newer ds is)."""
+        root = paths["root"]
+        _run_recsys(
+            "publish",
+            *("--root", root, "--ds", scored["ds"], "--run", scored["run"]),
+            *("--min-share", str(params["publish_min_share"])),
+            *_flags(params),
+        )
+        path = f"{root}/recommendations/ds={scored['ds']}/run={scored['run']}"
+        return {**scored, "path": path, "live": _pointer(root).get("path") == path}
+
+    @task(outlets=[RECOMMENDATIONS])
+    def announce(published: dict, outlet_events=None) -> None:
+        """Tell downstream DAGs a new table is live; a backfill that left _LATEST is skipped."""
+        if not published["live"]:
+            raise AirflowSkipException("recommendations/_LATEST did not move (an older ds)")
+        outlet_events[RECOMMENDATIONS].extra = {k: published[k] for k in ("ds", "run", "path")}
 
     @task
     def retention(paths: dict, params=None) -> None:
         _run_recsys(
             "retention",
-            "--root",
-            paths["root"],
-            "--ds",
-            paths["ds"],
-            "--days",
-            str(params["retention_days"]),
+            *("--root", paths["root"], "--ds", paths["ds"]),
+            *("--days", str(params["retention_days"])),
         )
 
-    model = train(paths)
-    prepare >> model
     paths >> prepare
+    model = train(paths, prepare.output)
     checked = gate(model, paths)
     evaluate(model, paths) >> checked
     served = refit(model, paths)
-    checked >> served >> score >> publish(paths) >> retention(paths)
+    checked >> served >> score
+    published = publish(paths, score.output)
+    announce(published)
+    published >> retention(paths)
+
+
+def _pointer(root: str) -> dict:
+    """recommendations/_LATEST as it is now ({} when nothing is published)."""
+    try:
+        return json.loads((Path(root) / "recommendations" / "_LATEST").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 recsys_nightly()

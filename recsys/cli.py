@@ -12,6 +12,7 @@ Errors a user can cause print one sentence and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -103,6 +104,13 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-reject-fraction", type=float, default=None, help="fail above this share (0.01)"
     )
+    p.add_argument(
+        "--min-share",
+        type=float,
+        default=None,
+        help="refuse an input with fewer rows, users or items than this share of the previous "
+        "prepared run's (0.5; 0 = off)",
+    )
     p.add_argument("--user-col", default=None, help="generic logs: user column (user_id)")
     p.add_argument("--item-col", default=None, help="generic logs: item column (item_id)")
     p.add_argument(
@@ -131,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("name", help="a MovieLens release name (ml-latest-small, ml-1m, ...)")
     get.add_argument("--dest", default=DEFAULT_DATA_DIR, help="folder to download into (./data)")
     get.add_argument("--offline", action="store_true", help="never use the network")
+    get.add_argument(
+        "--result-file",
+        default=None,
+        help='also write {"input": <folder>} as JSON to this file (what the DAG reads)',
+    )
     get.add_argument("-v", "--verbose", action="count", default=0)
     sy = data_sub.add_parser("synth", help="write a synthetic MovieLens-format data set")
     sy.add_argument("--shape", default="ml-latest-small", help="ml-latest-small | ml-1m | ml-25m")
@@ -191,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--ds", default=None, help="ds of the table (default: today, UTC)")
     pub.add_argument("--run", default=None, help="run id (default: the newest run of --ds)")
+    pub.add_argument(
+        "--min-share",
+        type=float,
+        default=None,
+        help="refuse a table covering fewer users than this share of the live one's (0.5)",
+    )
     _common(pub)
 
     gate = sub.add_parser(
@@ -281,6 +300,7 @@ def _prepare_config(args: argparse.Namespace):
             "min_user_ratings": args.min_user_ratings,
             "min_item_ratings": args.min_item_ratings,
             "max_reject_fraction": args.max_reject_fraction,
+            "min_share": args.min_share,
         },
     )
 
@@ -407,9 +427,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from recsys.score.publish import publish
 
-    cfg = load_config(args.config, args.overrides, root=args.root)
-    out = publish(cfg.root, args.ds, args.run)
-    print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users")
+    cfg = load_config(
+        args.config, args.overrides, root=args.root, publish={"min_share": args.min_share}
+    )
+    out = publish(cfg.root, args.ds, args.run, cfg.publish.min_share, cfg.move_latest_backwards)
+    live = "" if out["moved"] else " (recommendations/_LATEST names a newer ds and stays)"
+    print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users{live}")
     return 0
 
 
@@ -477,7 +500,10 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(path)
         return 0
     if args.data_command == "get":
-        print(get_dataset(args.name, args.dest, args.offline))
+        path = get_dataset(args.name, args.dest, args.offline)
+        if args.result_file:
+            Path(args.result_file).write_text(json.dumps({"input": str(path.absolute())}) + "\n")
+        print(path)
         return 0
     from recsys.data.synth import SHAPES, shape_from_counts, synthesize
 

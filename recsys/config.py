@@ -92,6 +92,9 @@ class PrepareConfig:
     leave_last_val: int = 1
     # Seed of the hash that assigns random splits (independent of Spark's partitioning).
     seed: int = 42
+    # Drift guard: refuse an input whose rows, users or items fall below this share of the
+    # previous prepared run's (prepared/_LATEST); a half-empty export is not a night. 0 = off.
+    min_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,14 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class PublishConfig:
+    """What a scored table must hold before ``recsys publish`` makes it live."""
+
+    # Drift guard: refuse a table covering fewer users than this share of the live table's.
+    min_share: float = 0.5
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     """How long runs are kept (``recsys retention``)."""
 
@@ -260,7 +271,10 @@ class Config:
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    # A table's _LATEST only moves forward in ds; true lets a backfill of an older ds move it.
+    move_latest_backwards: bool = False
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

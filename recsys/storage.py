@@ -5,13 +5,16 @@ beginning with ``_`` (Spark and pyarrow ignore such names), renames it into plac
 ``manifest.json`` last, and only then moves the pointers ``<table>/ds=<ds>/_LATEST`` and
 ``<table>/_LATEST`` (small JSON files replaced by write-then-rename). Readers go through
 :func:`resolve` / :func:`latest`, never by listing folders, so a killed step leaves only debris that
-nobody reads, and a re-run of the same ``ds`` is simply a new run.
+nobody reads, and a re-run of the same ``ds`` is simply a new run. A table's ``_LATEST`` only moves
+forward in ``ds``: a backfill of an older date moves its ``ds=`` pointer, not the table's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from recsys.errors import RecsysError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LATEST = "_LATEST"
@@ -125,22 +130,54 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def write_pointer(path: Path, ds: str, run: str, folder: Path) -> None:
     """Atomically replace a ``_LATEST`` pointer file with one naming ``folder``."""
-    _write_json_atomic(path, {"ds": ds, "run": run, "path": str(folder)})
+    _write_json_atomic(path, _pointer(ds, run, folder))
 
 
-def commit(paths: RunPaths, manifest: dict[str, Any], move_table_latest: bool = True) -> Path:
+def commit(
+    paths: RunPaths,
+    manifest: dict[str, Any],
+    move_table_latest: bool = True,
+    backwards: bool = False,
+) -> Path:
     """Publish a finished staging folder: rename, write the manifest last, move the pointers.
 
     ``move_table_latest=False`` leaves the table's ``_LATEST`` alone (recommendations: only
-    ``publish`` moves it, after validation); the ds pointer still names the new run.
+    ``publish`` moves it, after validation); the ds pointer always names the new run.
     """
     os.replace(paths.staging, paths.final)
     _write_json_atomic(paths.final / MANIFEST, manifest)
-    pointer = {"ds": paths.ds, "run": paths.run, "path": str(paths.final)}
-    _write_json_atomic(paths.ds_dir / LATEST, pointer)
+    _write_json_atomic(paths.ds_dir / LATEST, _pointer(paths.ds, paths.run, paths.final))
     if move_table_latest:
-        _write_json_atomic(paths.table_dir / LATEST, pointer)
+        advance_latest(paths.table_dir, paths.ds, paths.run, paths.final, backwards)
     return paths.final
+
+
+def _pointer(ds: str, run: str, folder: Path) -> dict[str, str]:
+    return {"ds": ds, "run": run, "path": str(folder)}
+
+
+def advance_latest(
+    table_dir: Path, ds: str, run: str, folder: Path, backwards: bool = False
+) -> bool:
+    """Point ``<table>/_LATEST`` at a run unless it names a newer ``ds`` (a backfill).
+
+    ``backwards=True`` moves it anyway (``--set move_latest_backwards=true``). The compare and
+    replace hold a lock on the table, so two commits cannot interleave. Returns whether it moved.
+    """
+    with open(table_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_pointer(table_dir / LATEST)
+        if current and str(current.get("ds", "")) > ds and not backwards:
+            log.info(
+                "%s/_LATEST stays at ds=%s: ds=%s is older (a backfill; "
+                "move_latest_backwards=true moves it)",
+                table_dir.name,
+                current["ds"],
+                ds,
+            )
+            return False
+        _write_json_atomic(table_dir / LATEST, _pointer(ds, run, folder))
+        return True
 
 
 def read_pointer(path: Path) -> dict[str, Any] | None:

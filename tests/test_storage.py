@@ -83,3 +83,24 @@ def test_run_ids():
     )
     a, b = storage.new_run_id(), storage.new_run_id()
     assert a != b and a.startswith("20")
+
+
+def test_a_backfill_moves_its_ds_pointer_but_not_the_tables(tmp_path):
+    root = str(tmp_path)
+    new = storage.commit(storage.new_run(root, "models", "2026-01-05", "tonight"), {})
+    old = storage.commit(storage.new_run(root, "models", "2026-01-04", "backfill"), {})
+    assert storage.latest(root, "models") == new  # _LATEST names the newest ds
+    assert storage.resolve(root, "models", "2026-01-04") == old  # the backfill is committed
+    again = storage.commit(storage.new_run(root, "models", "2026-01-05", "tonight.try2"), {})
+    assert storage.latest(root, "models") == again  # a re-run of the same ds moves it
+    forced = storage.new_run(root, "models", "2026-01-03", "forced")
+    assert storage.commit(forced, {}, backwards=True) == storage.latest(root, "models")
+
+
+def test_advance_latest_says_whether_it_moved(tmp_path):
+    table = tmp_path / "recommendations"
+    table.mkdir()
+    assert storage.advance_latest(table, "2026-01-02", "a", table / "a")
+    assert not storage.advance_latest(table, "2026-01-01", "b", table / "b")
+    assert json.loads((table / "_LATEST").read_text())["run"] == "a"
+    assert storage.advance_latest(table, "2026-01-02", "c", table / "c")

@@ -121,6 +121,33 @@ def _load(spark, cfg: Config, located: Located, test_located: Located | None):
     return read.RawInput(rows, raw.implicit, raw.has_ts), (split.ORIGIN,)
 
 
+def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
+    """Refuse an input that shrank below ``min_share`` of the previous prepared run (rows, users,
+    items after cleaning): a half-empty export must not be trained on and published."""
+    if min_share <= 0:
+        return
+    try:
+        previous_dir = storage.latest(root, "prepared")
+        previous = storage.read_manifest(previous_dir)
+        before = {
+            "rows": sum(previous["counts"].values()),
+            "users": previous["n_users"],
+            "items": previous["n_items"],
+        }
+    except RecsysError:
+        return  # the first night (or an unreadable pointer): nothing to compare with
+    except (KeyError, TypeError, AttributeError):
+        log.warning("the previous prepared run %s has no counts to compare with", previous_dir)
+        return
+    for what, count in now.items():
+        if count < min_share * before[what]:
+            raise RecsysError(
+                f"input {source} has {count:,} {what} after cleaning, below "
+                f"prepare.min_share={min_share:.0%} of the {before[what]:,} of the previous "
+                f"prepared run {previous_dir}; if the input really shrank, pass --min-share 0"
+            )
+
+
 def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> PrepareResult:
     """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
     from pyspark import StorageLevel
@@ -204,6 +231,10 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
             "no rows are left after k-core filtering; lower prepare.min_user_ratings / "
             "prepare.min_item_ratings"
         )
+    check_drift(
+        cfg.root, located.ratings, pcfg.min_share,
+        rows=n_kept, users=len(user_stats), items=len(item_stats),
+    )  # fmt: skip
 
     users = index.build_index(user_stats[S.USER_ID], S.USER_ID, S.USER_IDX)
     items = index.build_index(item_stats[S.ITEM_ID], S.ITEM_ID, S.ITEM_IDX)
@@ -289,6 +320,6 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         },
         "seconds": round(time.time() - started, 1),
     }
-    final = storage.commit(paths, manifest)
+    final = storage.commit(paths, manifest, backwards=cfg.move_latest_backwards)
     log.info("prepared %s in %.1fs", final, time.time() - started)
     return PrepareResult(final, manifest)

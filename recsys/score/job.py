@@ -297,7 +297,7 @@ def run_score(
     log.info("scored %s -> %s", model["model_version"], final)
     if not similar_items:
         return ScoreResult(final, manifest)
-    sim_final = storage.commit(sim_paths, sim_manifest)  # moves similar_items/_LATEST
+    sim_final = storage.commit(sim_paths, sim_manifest, backwards=cfg.move_latest_backwards)
     log.info("similar items of %s -> %s", model["model_version"], sim_final)
     return ScoreResult(final, manifest, ScoreResult(sim_final, sim_manifest))
 

@@ -13,10 +13,7 @@ many users. The checks (on the table and the prepared run it was scored from):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +81,46 @@ def validate(run_dir: Path) -> dict[str, int]:
     return {"users": int(len(size)), "rows": int(len(table))}
 
 
-def publish(root: str, ds: str | None = None, run: str | None = None) -> dict[str, Any]:
-    """Validate the scoring run (the given one, else the newest of ``ds``, else of today) and
-    move ``recommendations/_LATEST`` to it atomically."""
+def published_users(root: str) -> tuple[Path, int] | None:
+    """The live table and how many users it covers, or None when nothing is published."""
+    try:
+        live = storage.latest(root, "recommendations")
+    except RecsysError:
+        return None
+    users = pq.read_table(live / "table", columns=[S.USER_ID])[S.USER_ID]
+    return live, len(users.unique())
+
+
+def check_coverage(run_dir: Path, users: int, root: str, min_share: float) -> None:
+    """Refuse a table that covers fewer users than ``min_share`` of the live one's (drift guard)."""
+    live = published_users(root) if min_share > 0 else None
+    if live is None or live[0] == run_dir or users >= min_share * live[1]:
+        return
+    raise RecsysError(
+        f"{run_dir} covers {users:,} users, below publish.min_share={min_share:.0%} of the "
+        f"{live[1]:,} of the published table {live[0]}; it was not published (if the drop is "
+        "real, pass --min-share 0)"
+    )
+
+
+def publish(
+    root: str,
+    ds: str | None = None,
+    run: str | None = None,
+    min_share: float = 0.5,
+    backwards: bool = False,
+) -> dict[str, Any]:
+    """Validate the scoring run (the given one, else the newest of ``ds``, else of today), check
+    it covers at least ``min_share`` of the published table's users, and move
+    ``recommendations/_LATEST`` to it, unless that names a newer ``ds`` (and not ``backwards``)."""
     ds = storage.check_ds(ds or storage.today_utc())
     run_dir = storage.resolve(root, "recommendations", ds, run)
     counts = validate(run_dir)
+    check_coverage(run_dir, counts["users"], root, min_share)
     manifest = storage.read_manifest(run_dir)
     pointer = {"ds": manifest["ds"], "run": manifest["run"], "path": str(run_dir)}
-    latest = run_dir.parent.parent / storage.LATEST
-    tmp = latest.with_name(f".{latest.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, latest)
-    log.info("published %s (%s)", run_dir, counts)
-    return {**pointer, **counts}
+    moved = storage.advance_latest(
+        run_dir.parent.parent, manifest["ds"], manifest["run"], run_dir, backwards
+    )
+    log.info("published %s (%s)%s", run_dir, counts, "" if moved else ", _LATEST unchanged")
+    return {**pointer, **counts, "moved": moved}

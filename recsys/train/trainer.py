@@ -511,6 +511,6 @@ def run_train(
             "numpy": np.__version__,
         },
     }
-    final = storage.commit(paths, out)
+    final = storage.commit(paths, out, backwards=cfg.move_latest_backwards)
     log.info("trained %s -> %s", out["model_version"], final)
     return TrainResult(final, out)

@@ -33,7 +33,17 @@ if dag is not None:
         timetable=str(dag.timetable),
         doc="recsys nightly" in (dag.doc_md or ""),
         conn_ids={t.task_id: getattr(t, "_conn_id", None) for t in dag.tasks},
+        spark_jobs=sorted(
+            t.task_id for t in dag.tasks if any(c.__name__ == "SparkSubmitOperator"
+                                                for c in type(t).__mro__)
+        ),  # fmt: skip
+        outlets={t.task_id: [a.name for a in t.outlets] for t in dag.tasks if t.outlets},
+        timeouts={t.task_id: t.execution_timeout.total_seconds() for t in dag.tasks},
     )
+    module = next(m for m in list(sys.modules.values())
+                  if getattr(m, "__file__", None) == dag.fileloc)  # fmt: skip
+    out["attempts"] = [module.attempt_run("manual__2026", n, suffix)
+                       for n in (None, 1, 2, 5) for suffix in ("", "-refit")]  # fmt: skip
 print("RESULT" + json.dumps(out, default=str))
 """
 
@@ -78,10 +88,10 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
         "refit": ["gate", "source", "train"],
         "score": ["refit"],
         "publish": ["score", "source"],
+        "announce": ["publish"],
         "retention": ["publish", "source"],
     }
-    assert out["operators"]["prepare"] == "SparkSubmitOperator"
-    assert out["operators"]["score"] == "SparkSubmitOperator"
+    assert out["spark_jobs"] == ["prepare", "score"]
     assert out["conn_ids"]["prepare"] == out["conn_ids"]["score"] == "spark_default"
     # Retries with backoff everywhere, except the gate: a refusal is not a transient error.
     assert out["retries"]["gate"] == 0
@@ -93,6 +103,19 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
     assert params["refit"] is True and params["objective"] == "ranking"
     assert params["warm_start"] is False and params["refit_mode"] == "full"
     assert params["root"] == str(REPO / "var")
+    assert params["drift_min_share"] == params["publish_min_share"] == 0.5
+    assert params["move_latest_backwards"] is False
+    # Downstream DAGs hear of a new live table through this Asset, from announce only.
+    assert out["outlets"] == {"announce": ["recsys_recommendations"]}
+    heavy = {k for k, v in out["timeouts"].items() if v == 6 * 3600}
+    assert heavy == {"prepare", "train", "refit", "score"}
+    assert {v for k, v in out["timeouts"].items() if k not in heavy} == {3600}
+    # A cleared or retried task writes a run of its own: the same id again would be refused.
+    assert out["attempts"] == [
+        "manual__2026", "manual__2026-refit", "manual__2026", "manual__2026-refit",
+        "manual__2026.try2", "manual__2026-refit.try2", "manual__2026.try5",
+        "manual__2026-refit.try5",
+    ]  # fmt: skip
 
 
 def test_schedule_retries_and_root_come_from_the_environment(tmp_path):

@@ -240,7 +240,8 @@ def test_ml100k_and_ml1m_formats(spark, tmp_path, write):
     assert list(items[S.GENRES][0]) == ["Animation", "Children's", "Comedy"]
     write("m/ratings.dat", "1::10::5::978300760\n1::20::0.5::978300761\n")
     write("m/movies.dat", b"10::Toy Story (1995)::Animation|Comedy\n20::Heat (1995)::Action\n")
-    result = prepare(tmp_path, tmp_path / "m", split="random", max_reject_fraction=0.9)
+    # A different input into the same root: the drift guard would refuse it (3 rows -> 1).
+    result = prepare(tmp_path, tmp_path / "m", split="random", max_reject_fraction=0.9, min_share=0)
     assert result.manifest["format"] == "ml-1m"
     assert result.manifest["quarantine"]["by_reason"] == {S.REASON_RANGE: 1}  # 0.5 is not 1-5
 
@@ -313,3 +314,20 @@ def test_generic_csv_missing_column_is_named(spark, tmp_path, write):
     )
     with pytest.raises(RecsysError, match="no column 'user_id' \\(--user-col\\)"):
         run_prepare(cfg, "2026-01-02")
+
+
+def test_an_input_that_shrank_by_half_is_refused_with_both_figures(spark, tmp_path, write):
+    rows = "".join(f"{u},{i},4,{100 + u * 10 + i}\n" for u in range(1, 11) for i in range(1, 5))
+    write("full/ratings.csv", "userId,movieId,rating,timestamp\n" + rows)
+    first = prepare(tmp_path, tmp_path / "full", split="random")
+    half = "".join(ln + "\n" for ln in rows.splitlines() if int(ln.split(",")[0]) <= 4)
+    write("half/ratings.csv", "userId,movieId,rating,timestamp\n" + half)
+    with pytest.raises(RecsysError) as refused:
+        prepare(tmp_path, tmp_path / "half", split="random")
+    message = str(refused.value)
+    assert "has 16 rows after cleaning, below prepare.min_share=50% of the 40" in message
+    assert str(first.path) in message and "--min-share 0" in message
+    assert storage.latest(str(tmp_path / "var"), "prepared") == first.path  # nothing committed
+    assert (
+        prepare(tmp_path, tmp_path / "half", split="random", min_share=0.3).manifest["n_users"] == 4
+    )  # 16 >= 30% of 40: a shrink the user allowed

@@ -161,3 +161,46 @@ def test_publish_refuses_a_bad_table(scored, tamper, check, capsys):
     # _LATEST still names whatever it named before (nothing, or the good table).
     latest = storage.resolve(cfg.root, "recommendations", "2026-03-02")
     assert latest == before
+
+
+def test_publishing_an_older_ds_leaves_latest_unless_told(scored, capsys):
+    import shutil
+
+    from recsys.cli import main
+
+    cfg, _, result, _ = scored
+    assert main(["publish", "--root", cfg.root, "--ds", "2026-03-02"]) == 0
+    older = storage.local_root(cfg.root) / "recommendations" / "ds=2026-03-01" / "run=backfill"
+    shutil.copytree(result.path, older)
+    manifest = json.loads((older / "manifest.json").read_text())
+    (older / "manifest.json").write_text(
+        json.dumps({**manifest, "ds": "2026-03-01", "run": "backfill"})
+    )
+    capsys.readouterr()
+    assert main(["publish", "--root", cfg.root, "--ds", "2026-03-01", "--run", "backfill"]) == 0
+    assert "names a newer ds and stays" in capsys.readouterr().out
+    assert storage.latest(cfg.root, "recommendations") == result.path
+    args = ["--ds", "2026-03-01", "--run", "backfill", "--set", "move_latest_backwards=true"]
+    assert main(["publish", "--root", cfg.root, *args]) == 0
+    assert storage.latest(cfg.root, "recommendations") == older
+    assert main(["publish", "--root", cfg.root, "--ds", "2026-03-02"]) == 0  # as it was
+
+
+def test_publish_refuses_a_table_covering_far_fewer_users_than_the_live_one(scored):
+    from recsys.score.publish import check_coverage, published_users
+
+    cfg, _, result, table = scored
+    storage.advance_latest(
+        result.path.parent.parent, "2026-03-02", result.path.name[4:], result.path
+    )
+    live, users = published_users(cfg.root)
+    assert (live, users) == (result.path, table[S.USER_ID].nunique())
+    other = result.path.parent / "run=smaller"
+    half = users // 2 - 1
+    with pytest.raises(RecsysError) as refused:
+        check_coverage(other, half, cfg.root, 0.5)
+    message = str(refused.value)
+    assert f"covers {half:,} users, below publish.min_share=50% of the {users:,}" in message
+    assert "it was not published" in message and "--min-share 0" in message
+    check_coverage(other, users // 2 + 1, cfg.root, 0.5)  # above the share: fine
+    check_coverage(other, 1, cfg.root, 0.0)  # the guard off

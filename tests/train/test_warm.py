@@ -230,9 +230,9 @@ def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
 
 
 def _publish(root, ds, run, model_dir):
-    """A recommendations run naming ``model_dir``, as publish leaves it."""
+    """A recommendations run naming ``model_dir``, as publish leaves it (whatever its ds)."""
     paths = storage.new_run(root, "recommendations", ds, run)
-    return storage.commit(paths, {"model": {"path": str(model_dir)}})
+    return storage.commit(paths, {"model": {"path": str(model_dir)}}, backwards=True)
 
 
 def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
