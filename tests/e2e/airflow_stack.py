@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -52,6 +53,8 @@ LOG_TAIL = 6000  # characters of a log shown in a failure message
 FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 # A task waiting for a retry has failed once: a test run should say so now, not after the delay.
 RETRYING = "up_for_retry"
+# Lines of a task log that say why it failed, shown above the log's tail.
+REASON = re.compile(r"recsys \w+: (error|refused)|Traceback|Error:|Exception:|\berror\b", re.I)
 
 
 def postgres_reachable(timeout: float = 2.0) -> bool:
@@ -510,6 +513,10 @@ class AirflowStack:
             ti = run.tasks.get(task_id, {})
             try_number = max(int(ti.get("try_number") or 1), 1)
             text = self.task_log(run.dag_id, run.run_id, task_id, try_number)
+            reasons = [ln for ln in text.splitlines() if REASON.search(ln)][-8:]
+            if reasons:
+                lines.append(f"--- {task_id} (try {try_number}) said:")
+                lines += [f"  {ln[:600]}" for ln in reasons]
             lines.append(
                 f"--- tail of the log of {task_id} (try {try_number}):\n{text[-LOG_TAIL:]}"
             )

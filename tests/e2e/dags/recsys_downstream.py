@@ -1,9 +1,11 @@
 """Test-only downstream DAG: runs when recsys publishes recommendations, records what it got.
 
-Scheduled on the ``recsys_recommendations`` Asset by name, as a consumer team would (it needs
-neither the storage root nor the uri). Its one task appends one JSON line per run to the file
-``$RECSYS_E2E_RECORDS``: the run id, when the task ran, and every triggering asset event (asset,
-extra, source run, time).
+Scheduled on the ``recsys_recommendations`` Asset, named and located as the nightly DAG defines
+it (the uri from ``$RECSYS_ROOT``). Not by ``Asset.ref(name=...)``: Airflow 3.3.2 does trigger a
+DAG scheduled on a name reference, but attaches no event to the run ("consumed 0 asset events"
+in the scheduler log), so its ``triggering_asset_events`` is empty. Its one task appends one JSON
+line per run to the file ``$RECSYS_E2E_RECORDS``: the run id, when the task ran, and every
+triggering asset event (asset, extra, source run, time).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import datetime as dt
 import json
 import os
 import time
+from pathlib import Path
 
 from airflow.sdk import Asset, dag, task
 
 DAG_ID = "recsys_downstream"
-RECOMMENDATIONS = Asset.ref(name="recsys_recommendations")
+ROOT = Path(os.environ.get("RECSYS_ROOT") or "var").absolute()
+RECOMMENDATIONS = Asset(name="recsys_recommendations", uri=f"file://{ROOT}/recommendations")
 
 
 @dag(
