@@ -17,6 +17,7 @@ Run alone: ``.venv/bin/python -m pytest tests/e2e/test_real_airflow.py -m slow -
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -150,15 +151,13 @@ def world(tmp_path_factory):
     assert not leftover, f"processes of the Airflow stack still alive after stop: {leftover}"
 
 
+@contextlib.contextmanager
 def _timed(world: World, step: str):
-    class _Clock:
-        def __enter__(self):
-            self.t = time.monotonic()
-
-        def __exit__(self, *exc):
-            world.seconds[step] = time.monotonic() - self.t
-
-    return _Clock()
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        world.seconds[step] = time.monotonic() - started
 
 
 def _expect_success(world: World, run, what: str) -> None:
