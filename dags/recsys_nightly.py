@@ -28,8 +28,8 @@ them). Parsing this file imports nothing heavy and queries no database.
 Environment (all optional): `RECSYS_ROOT` (storage root), `RECSYS_BIN` (the `recsys` command),
 `RECSYS_JOBS_DIR` (folder of `prepare.py` / `score.py`), `RECSYS_PY_FILES` (zip or wheel for the
 executors), `RECSYS_DATA_DIR`, `RECSYS_ALERT` (`log`, `email:a@b.c`, or `module:callable`),
-`RECSYS_SCHEDULE` (`@daily`), `RECSYS_RETRIES` (2), `RECSYS_TIMEOUT_HOURS` (6: the heavy
-tasks' `execution_timeout`; the light ones get 1 hour).
+`RECSYS_SCHEDULE` (`@daily`; `none`: triggered runs only), `RECSYS_RETRIES` (2),
+`RECSYS_TIMEOUT_HOURS` (6: the heavy tasks' `execution_timeout`; the light ones get 1 hour).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ JOBS_DIR = Path(ENV.get("RECSYS_JOBS_DIR") or CHECKOUT / "jobs")
 DEFAULT_ROOT = ENV.get("RECSYS_ROOT") or str(CHECKOUT / "var")
 PY_FILES = ENV.get("RECSYS_PY_FILES") or None
 RETRIES = int(ENV.get("RECSYS_RETRIES", "2"))
+SCHEDULE = ENV.get("RECSYS_SCHEDULE", "@daily")  # "none": only triggered runs
 HEAVY = dt.timedelta(hours=float(ENV.get("RECSYS_TIMEOUT_HOURS", "6")))
 LIGHT = dt.timedelta(hours=1)
 # Downstream DAGs schedule on it (by name); each event's extra names the table that went live.
@@ -200,7 +201,7 @@ def _spark_job(step: str, args: list[str]) -> RecsysSparkJob:
 
 @dag(
     dag_id="recsys_nightly",
-    schedule=ENV.get("RECSYS_SCHEDULE", "@daily"),
+    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,

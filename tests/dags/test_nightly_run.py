@@ -19,10 +19,11 @@ from recsys.cli import main
 from recsys.nightly import run_nightly
 from recsys.score.publish import validate
 
+# announce and retention both follow publish, in either order
 TASKS = [
     "source", "prepare", "train", "evaluate", "gate", "refit", "score", "publish", "announce",
     "retention",
-]  # fmt: skip (announce and retention both follow publish, in either order)
+]  # fmt: skip
 DS = "2026-05-01"
 # Small data learns in 10 epochs; the default 40 (with early stopping) only costs time here.
 PARAMS = {"train_overrides": ["train.epochs=10"], "spark_driver_memory": "1g"}
