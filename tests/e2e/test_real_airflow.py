@@ -206,6 +206,24 @@ def test_b_clearing_score_with_its_downstream_publishes_again(world):
     assert published != first.table, "the cleared score wrote no new table"
 
 
+def test_b_then_clearing_prepare_alone_writes_a_new_prepared_run(world):
+    """A cleared prepare (no downstream) re-runs into a run of its own; what is live stays."""
+    first = world.need_first()
+    airflow = world.airflow
+    live = storage.latest(str(world.root), "recommendations")
+    with _timed(world, "b2: clear prepare"):
+        cleared = airflow.clear_tasks(DAG, first.run_id, ["prepare"], downstream=False)
+        assert cleared == ["prepare"], cleared
+        run = airflow.wait_run(DAG, first.run_id, RUN_TIMEOUT)
+    _expect_success(world, run, "after clearing prepare alone, the run")
+    assert run.tasks["prepare"]["try_number"] == 2, run.tasks["prepare"]
+    prepared = storage.latest(str(world.root), "prepared")
+    assert prepared.name == f"run={storage.safe_run_id(first.run_id)}.try2", prepared
+    assert storage.read_manifest(prepared)["n_users"] == N_USERS
+    assert storage.latest(str(world.root), "recommendations") == live
+    _check_table(live, D)
+
+
 def test_c_clearing_the_whole_run_publishes_again(world):
     first = world.need_first()
     airflow = world.airflow
