@@ -116,7 +116,8 @@ def apply_retention(
                 shutil.rmtree(ds_dir, ignore_errors=True)  # its _LATEST named a deleted run
             else:
                 _repoint(ds_dir)
-    log.info("retention: %d runs deleted, %d old runs kept in use", len(deleted), len(kept_old))
+    verb = "would be deleted (dry run)" if dry_run else "deleted"
+    log.info("retention: %d runs %s, %d old runs kept in use", len(deleted), verb, len(kept_old))
     return {
         "cutoff": cutoff.isoformat(),
         "deleted": deleted,

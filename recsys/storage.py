@@ -38,8 +38,11 @@ def today_utc() -> str:
 
 
 def check_ds(ds: str) -> str:
-    """Validate a run date; raise a one-sentence error naming the option."""
+    """Validate a run date, strictly YYYY-MM-DD (one spelling per day, so one ``ds=`` folder);
+    raise a one-sentence error naming the option."""
     try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", ds):
+            raise ValueError(ds)
         dt.date.fromisoformat(ds)
     except (TypeError, ValueError):
         raise RecsysError(f"--ds must be a date as YYYY-MM-DD, got {ds!r}") from None

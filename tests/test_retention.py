@@ -78,11 +78,13 @@ def test_a_ds_pointer_naming_a_deleted_run_moves_to_a_kept_one(history):
     assert storage.resolve(str(root), "models", "2026-01-01") == first["refit"]
 
 
-def test_dry_run_lists_and_deletes_nothing(history):
+def test_dry_run_lists_and_deletes_nothing(history, caplog):
     root, runs = history
-    out = apply_retention(str(root), days=5, ds="2026-01-21", dry_run=True)
+    with caplog.at_level("INFO", logger="recsys.retention"):
+        out = apply_retention(str(root), days=5, ds="2026-01-21", dry_run=True)
     assert str(runs["2026-01-10"]["table"]) in out["deleted"]
     assert all(p.exists() for night in runs.values() for p in night.values())
+    assert "would be deleted (dry run)" in caplog.text and " runs deleted" not in caplog.text
 
 
 def test_zero_days_keeps_only_what_is_in_use_before_the_date(history):

@@ -104,3 +104,13 @@ def test_advance_latest_says_whether_it_moved(tmp_path):
     assert not storage.advance_latest(table, "2026-01-01", "b", table / "b")
     assert json.loads((table / "_LATEST").read_text())["run"] == "a"
     assert storage.advance_latest(table, "2026-01-02", "c", table / "c")
+
+
+@pytest.mark.parametrize(
+    "ds", ["20261203", "2026-1-3", "2026-12-03T00:00", "2026-02-30", "٢٠٢٦-١٢-٠٣"]
+)
+def test_ds_is_strictly_yyyy_mm_dd(ds):
+    # Other spellings of a day would give it a second ds= folder (Python 3.11 parses "20261203").
+    with pytest.raises(RecsysError, match=r"--ds must be a date as YYYY-MM-DD, got"):
+        storage.check_ds(ds)
+    assert storage.check_ds("2026-12-03") == "2026-12-03"
