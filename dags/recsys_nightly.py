@@ -123,6 +123,15 @@ def _run_recsys(*args: str) -> str:
     raise AirflowException(f"{cmd[1]} exited with status {code}: {said[-1]}")
 
 
+def _run_recsys_for(*args: str) -> dict:
+    """Run a recsys command that writes its outcome as JSON to ``--result-file``; return it
+    (structured hand-over: nothing is read from the command's printed text)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        _run_recsys(*args, "--result-file", str(result))
+        return json.loads(result.read_text())
+
+
 def _child_env() -> dict[str, str]:
     env = dict(ENV)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -169,11 +178,10 @@ class RecsysSparkJob(SparkSubmitOperator):
     on bad input (exit 2), as the recsys commands do."""
 
     def execute(self, context) -> dict[str, str]:
-        args = list(self.application_args or [])
-        ds = args[args.index("--ds") + 1]
         ti = context["ti"]
+        ds = ti.xcom_pull(task_ids="source", key="ds")
         run = attempt_run(ti.xcom_pull(task_ids="source", key="run"), ti.try_number)
-        self.application_args = [*args, "--run", run]
+        self.application_args = [*(self.application_args or []), "--run", run]
         try:
             super().execute(context)
         except AirflowException as exc:
@@ -275,12 +283,9 @@ def recsys_nightly():
         run = re.sub(r"[^A-Za-z0-9._-]+", "_", dag_run.run_id).strip("_.")
         root = str(Path(params["root"]).absolute())
         data_dir = ENV.get("RECSYS_DATA_DIR") or str(Path(root).parent / "data")
-        with tempfile.TemporaryDirectory() as tmp:
-            result = Path(tmp) / "result.json"
-            args = ["data", "get", params["dataset"], "--dest", data_dir, "--result-file"]
-            _run_recsys(*args, str(result), *(["--offline"] if params["offline"] else []))
-            found = json.loads(result.read_text())["input"]
-        return {"root": root, "ds": when, "run": run, "input": found}
+        args = ["data", "get", params["dataset"], "--dest", data_dir]
+        got = _run_recsys_for(*args, *(["--offline"] if params["offline"] else []))
+        return {"root": root, "ds": when, "run": run, "input": got["input"]}
 
     paths = source()
     common = ["--root", _xcom("root"), "--ds", _xcom("ds")]
@@ -367,15 +372,13 @@ def recsys_nightly():
     @task
     def publish(paths: dict, scored: dict, params=None) -> dict[str, str]:
         """Validate the table this run scored, then make it live (unless a newer ds is)."""
-        root = paths["root"]
-        _run_recsys(
+        out = _run_recsys_for(
             "publish",
-            *("--root", root, "--ds", scored["ds"], "--run", scored["run"]),
+            *("--root", paths["root"], "--ds", scored["ds"], "--run", scored["run"]),
             *("--min-share", str(params["publish_min_share"])),
             *_flags(params),
         )
-        path = f"{root}/recommendations/ds={scored['ds']}/run={scored['run']}"
-        return {**scored, "path": path, "live": _pointer(root).get("path") == path}
+        return {**scored, "path": out["path"], "live": out["moved"]}
 
     @task(outlets=[RECOMMENDATIONS])
     def announce(published: dict, outlet_events=None) -> None:
@@ -401,14 +404,6 @@ def recsys_nightly():
     published = publish(paths, score.output)
     announce(published)
     published >> retention(paths)
-
-
-def _pointer(root: str) -> dict:
-    """recommendations/_LATEST as it is now ({} when nothing is published)."""
-    try:
-        return json.loads((Path(root) / "recommendations" / "_LATEST").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 recsys_nightly()

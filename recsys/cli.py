@@ -210,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="refuse a table covering fewer users than this share of the live one's (0.5)",
     )
+    pub.add_argument(
+        "--result-file",
+        default=None,
+        help="also write the outcome (path, ds, run, users, rows, moved) as JSON to this file",
+    )
     _common(pub)
 
     gate = sub.add_parser(
@@ -431,6 +436,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
         args.config, args.overrides, root=args.root, publish={"min_share": args.min_share}
     )
     out = publish(cfg.root, args.ds, args.run, cfg.publish.min_share, cfg.move_latest_backwards)
+    if args.result_file:
+        Path(args.result_file).write_text(json.dumps(out) + "\n")
     live = "" if out["moved"] else " (recommendations/_LATEST names a newer ds and stays)"
     print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users{live}")
     return 0

@@ -102,13 +102,19 @@ def test_bad_artifacts_are_one_sentence(scored, tmp_path):
         load_artifact(model_dir, other)
 
 
-def test_publish_validates_then_moves_latest(scored, capsys):
+def test_publish_validates_then_moves_latest(scored, capsys, tmp_path):
     from recsys.cli import main
 
-    cfg, _, result, _ = scored
-    assert main(["publish", "--root", cfg.root, "--ds", "2026-03-02"]) == 0
+    cfg, _, result, table = scored
+    out = tmp_path / "result.json"
+    args = ["--ds", "2026-03-02", "--result-file", str(out)]
+    assert main(["publish", "--root", cfg.root, *args]) == 0
     assert "published" in capsys.readouterr().out
     assert storage.latest(cfg.root, "recommendations") == result.path
+    # What the DAG's publish task reads (not the printed line).
+    got = json.loads(out.read_text())
+    assert got["path"] == str(result.path) and got["moved"] is True
+    assert (got["users"], got["rows"]) == (table[S.USER_ID].nunique(), len(table))
 
 
 @pytest.mark.parametrize(
