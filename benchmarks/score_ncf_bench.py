@@ -89,7 +89,7 @@ def _kernel_part(args) -> float:
     """Top-N of one half of the sample, as a job worker does it: BLAS on one thread."""
     from threadpoolctl import threadpool_limits
 
-    from recsys.score.kernels import Scorer
+    from recsys.artifact import Scorer
     from recsys.score.topn import top_n_block
 
     path, users, seen, top, block = args
@@ -115,7 +115,7 @@ def kernel_sample(path: Path, users, seen, top: int, block: int = 1024) -> float
 
 def keras_sample(model, users, seen, n_items: int, top: int, batch: int, chunk: int) -> float:
     """Seconds for ``model.predict`` on the cross join, chunk by chunk, plus the same top-N."""
-    from recsys.score.topn import top_k_rows
+    from recsys.topk import top_k_rows
 
     items = np.arange(n_items, dtype=np.int32)
     per_chunk = max(1, chunk // n_items)
@@ -134,7 +134,7 @@ def keras_sample(model, users, seen, n_items: int, top: int, batch: int, chunk: 
 
 def check_agreement(model, arrays, users: np.ndarray, n_items: int) -> float:
     """Largest |kernel - Keras| over two users x every item (they must score the same model)."""
-    from recsys.score.kernels import Scorer
+    from recsys.artifact import Scorer
 
     u = users[:2].astype(np.int32)
     x = {

@@ -34,12 +34,12 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys import storage
+from recsys.artifact import Scorer
 from recsys.config import load_config
 from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthesize
 from recsys.evaluate.baselines import MostPopular
 from recsys.evaluate.gate import original_ids
 from recsys.evaluate.protocol import evaluate_scorer
-from recsys.score.kernels import Scorer
 
 NIGHT1, NIGHT2 = "2026-07-01", "2026-07-02"
 COLUMNS = RATINGS_HEADER.split(",")  # userId, movieId, rating, timestamp
@@ -92,7 +92,7 @@ def write_log(frame: pd.DataFrame, synth: Path, dest: Path) -> Path:
 
 def later_ndcg(model_dir: Path | None, prepared: Path, later: pd.DataFrame, k: int = 10) -> float:
     """NDCG@k on the later rows of users and items night 2 knows; None: the popularity list."""
-    from recsys.evaluate.prepared import load_split
+    from recsys.splits import load_split
 
     users = pd.Index(original_ids(prepared, "users", S.USER_IDX, S.USER_ID))
     items = pd.Index(original_ids(prepared, "items", S.ITEM_IDX, S.ITEM_ID))

@@ -445,8 +445,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import storage
+    from recsys.artifact import Scorer
     from recsys.evaluate.prepared import evaluate_prepared
-    from recsys.score.kernels import Scorer
 
     cfg = load_config(args.config, args.overrides, root=args.root)
     folder = storage.resolve(cfg.root, "models", args.ds, args.run)

@@ -32,11 +32,12 @@ import pyarrow.parquet as pq
 
 from recsys import schema as S
 from recsys import storage
+from recsys.artifact import Scorer
 from recsys.config import GateConfig
 from recsys.errors import RecsysError
-from recsys.evaluate.prepared import load_split, sample_users
+from recsys.evaluate.prepared import sample_users
 from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
-from recsys.score.kernels import Scorer
+from recsys.splits import load_split
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from recsys import schema as S
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.splits import load_split
 from recsys.storage import read_manifest
-
-
-def load_split(prepared: Path, split: str) -> pd.DataFrame:
-    """One split of a prepared run as a DataFrame (user_idx, item_idx, rating)."""
-    folder = Path(prepared) / "ratings" / f"split={split}"
-    return pq.read_table(folder, columns=[S.USER_IDX, S.ITEM_IDX, S.RATING]).to_pandas()
 
 
 def sample_users(frame: pd.DataFrame, max_users: int, seed: int) -> pd.DataFrame:

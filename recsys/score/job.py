@@ -55,7 +55,7 @@ def _scorer(path: str):
     """The artifact's scorer, loaded once per Python worker. BLAS is pinned to one thread on
     first use: Spark already runs one task per core, and tasks x BLAS threads > cores
     (oversubscription) is the first thing that slows a scoring job down."""
-    from recsys.score.kernels import Scorer
+    from recsys.artifact import Scorer
 
     if _WORKER.get("path") != path:
         if "blas" not in _WORKER:
@@ -68,7 +68,7 @@ def _scorer(path: str):
 
 def load_artifact(model_dir: Path, prepared_manifest: dict[str, Any]):
     """The model's numpy arrays, checked against the prepared run, or one clear sentence."""
-    from recsys.score.kernels import Scorer
+    from recsys.artifact import Scorer
 
     path = model_dir / "arrays.npz"
     if not path.is_file():

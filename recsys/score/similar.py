@@ -16,15 +16,15 @@ model compares it to users in, so two items with equal vectors score alike for e
 Vectors are scaled to unit length once (a zero vector stays zero: cosine 0 with everything), a
 block of items is scored against all items as one matmul, the item itself and the excluded items
 are set to ``-inf``, and the N best are selected exactly as the top-N of users
-(``topn.top_k_rows``: ties to the lower item index).
+(``recsys.topk.top_k_rows``: ties to the lower item index).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from recsys.score.kernels import Scorer
-from recsys.score.topn import top_k_rows
+from recsys.artifact import Scorer
+from recsys.topk import top_k_rows
 
 VECTORS = {
     "mf": "item_factors",

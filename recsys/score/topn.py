@@ -2,8 +2,8 @@
 
 A block of users is scored against all items as dense matrix work (``Scorer.rank_scores``), the
 items each user has seen and the items excluded for everyone are set to ``-inf``, and the N best
-are selected without a full sort, ties going to the lower item index (``select_top_k``). The
-same block is what the Spark adapter (``recsys.score.job``) hands to ``mapInPandas``.
+are selected without a full sort, ties going to the lower item index (``recsys.topk``). The same
+block is what the Spark adapter (``recsys.score.job``) hands to ``mapInPandas``.
 """
 
 from __future__ import annotations
@@ -12,43 +12,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recsys.score.kernels import Scorer
+from recsys.artifact import Scorer
+from recsys.topk import top_k_rows
 
-
-def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best columns per row, best first, ties to the lower column; ``-1`` pads rows
-    with fewer than ``k`` finite scores. ``scores`` is overwritten (it is the caller's scratch).
-
-    Three passes over the block: a partition finds each row's k-th value, one comparison keeps
-    every column at least that good (ties included, so the lower-id rule can be applied), and
-    only those few candidates are sorted.
-    """
-    b, n = scores.shape
-    out = np.full((b, k), -1, dtype=np.int32)
-    kk = min(k, n)
-    if b == 0 or kk == 0:
-        return out
-    kth = np.partition(scores, n - kk, axis=1)[:, n - kk]  # (b,)
-    rows, cols = np.nonzero(scores >= kth[:, None])  # (m,) every row's k best and its ties
-    vals = scores[rows, cols]
-    keep = vals > -np.inf
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    order = np.lexsort((cols, -vals, rows))  # by row, best score, lower id
-    rows, cols = rows[order], cols[order]
-    starts = np.searchsorted(rows, np.arange(b))  # first candidate of each row
-    place = np.arange(rows.size) - starts[rows]  # position within the row
-    take = place < kk
-    out[rows[take], place[take]] = cols[take]
-    return out
-
-
-# A tile of scores is (USER_TILE x ITEM_TILE) float32 = 1 MB: it is computed, masked and
-# reduced to its few candidates while it is still in cache. The whole (users x items) block
-# (1024 x 58,791 = 240 MB) goes through memory twice (matmul out, partition in): on one core
-# the tiles ran 64 x 4,096: 321 M pairs/s, 32 x 8,192: 311, 128 x 2,048: 300, 256 x 4,096:
-# 259, whole rows of 1,024 users: 130 (ml-25m shape, dim 65).
-USER_TILE = 64
-ITEM_TILE = 4096
+# The factor kernel's tile of scores, (FACTOR_USER_TILE x FACTOR_ITEM_TILE) float32 = 1 MB, is
+# computed, masked and reduced to its few candidates while still in cache; the whole block would
+# go through memory twice. The fastest shape measured (docs/tuning.md).
+FACTOR_USER_TILE = 64
+FACTOR_ITEM_TILE = 4096
 
 
 def top_k_factored(
@@ -58,8 +29,8 @@ def top_k_factored(
     seen_cols: np.ndarray,
     k: int,
     excluded: np.ndarray | None = None,
-    user_tile: int = USER_TILE,
-    item_tile: int = ITEM_TILE,
+    user_tile: int = FACTOR_USER_TILE,
+    item_tile: int = FACTOR_ITEM_TILE,
 ) -> np.ndarray:
     """``top_k_rows(u @ items_t)`` with the seen pairs and excluded columns at ``-inf``, computed
     one cache-sized tile at a time: same result, ties to the lower column, ``-1`` padding.

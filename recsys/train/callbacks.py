@@ -19,7 +19,8 @@ class RankingValidation(keras.callbacks.Callback):
 
     def __init__(self, prepared: Path, manifest: dict, k: int, max_users: int, seed: int):
         super().__init__()
-        from recsys.evaluate.prepared import load_split, sample_users
+        from recsys.evaluate.prepared import sample_users
+        from recsys.splits import load_split
 
         self.key = f"val_ndcg@{k}"
         self.k = k
@@ -28,8 +29,8 @@ class RankingValidation(keras.callbacks.Callback):
         self.val = sample_users(load_split(prepared, "val"), max_users, seed)
 
     def on_epoch_end(self, epoch, logs=None):
+        from recsys.artifact import Scorer
         from recsys.evaluate.protocol import evaluate_scorer
-        from recsys.score.kernels import Scorer
 
         scorer = Scorer(self.model.export_arrays())
         metrics = evaluate_scorer(

@@ -509,16 +509,3 @@ def count_rows(split_dir: str | os.PathLike) -> int:
     """Rows of a split, from the Parquet footers alone (no data is read)."""
     split = _open_split(split_dir)
     return sum(_parquet(split, path).metadata.num_rows for path in split.files)
-
-
-def load_split(
-    split_dir: str | os.PathLike | Sequence[str | os.PathLike],
-    columns: Sequence[str] = (S.USER_IDX, S.ITEM_IDX, S.RATING),
-) -> dict[str, np.ndarray]:
-    """Columns of a whole split as numpy arrays in file order (for evaluation and masks).
-
-    Read straight from Arrow into preallocated arrays: no pandas, one copy.
-    """
-    split = _open_split(split_dir)
-    pieces = _plan(split, columns, strict_types=False)
-    return dict(zip(columns, _read_pieces(split, pieces, columns), strict=True))

@@ -53,8 +53,9 @@ def _group_rows(gradient: tf.IndexedSlices, n_rows: int):
 
 
 @keras.saving.register_keras_serializable("recsys")
-class SparseRowAdagrad(keras.optimizers.Optimizer):
-    """Row-wise Adagrad (or lazy Adam) on tables, Adam on everything else.
+class SparseTableOptimizer(keras.optimizers.Optimizer):
+    """Row-sparse updates of the embedding tables (``table_method``: row-wise ``adagrad`` or lazy
+    ``adam``), ordinary Adam on everything else.
 
     Args:
         learning_rate: step size of the tables.
@@ -71,7 +72,7 @@ class SparseRowAdagrad(keras.optimizers.Optimizer):
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
         table_method: str = "adagrad",
-        name: str = "sparse_row_adagrad",
+        name: str = "sparse_table_optimizer",
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -183,3 +184,8 @@ class SparseRowAdagrad(keras.optimizers.Optimizer):
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
         }
+
+
+# The class's first name: models saved with it (``recsys>SparseRowAdagrad``) still load.
+SparseRowAdagrad = SparseTableOptimizer
+keras.saving.get_custom_objects()["recsys>SparseRowAdagrad"] = SparseTableOptimizer

@@ -230,9 +230,10 @@ def fit(
     """
     import tensorflow as tf
 
+    from recsys.splits import load_split, split_dir
     from recsys.train.callbacks import RankingValidation, TrainTimer
-    from recsys.train.data import load_split, ratings_dataset
-    from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.data import ratings_dataset
+    from recsys.train.optim import SparseTableOptimizer
     from recsys.train.progress import EpochProgress
     from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.strategy import make_strategy
@@ -244,7 +245,8 @@ def fit(
     replicas = strategy.num_replicas_in_sync
     n_train = sum(manifest["counts"][s] for s in splits)
     n_val = manifest["counts"]["val"] if splits == ("train",) else 0
-    train_dirs = [prepared / "ratings" / f"split={s}" for s in splits if manifest["counts"][s]]
+    trained = [s for s in splits if manifest["counts"][s]]
+    train_dirs = [split_dir(prepared, s) for s in trained]
     per_replica = tcfg.batch_per_replica or max(1, auto_global_batch(n_train) // replicas)
     global_batch = per_replica * replicas
     steps = epoch_steps(n_train, global_batch, replicas)
@@ -281,16 +283,20 @@ def fit(
     if tcfg.objective == "ranking":
         ranking = ranking_settings(tcfg, manifest, per_replica)
         log.info("ranking loss %s", ranking)
-        train_rows = load_split(train_dirs, columns=(S.ITEM_IDX, S.RATING))
-        check_positives(train_rows[S.RATING], tcfg.min_rating, f"the prepared run {prepared}")
+        train_rows = load_split(prepared, trained, columns=(S.ITEM_IDX, S.RATING))
+        check_positives(
+            train_rows[S.RATING].to_numpy(), tcfg.min_rating, f"the prepared run {prepared}"
+        )
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
         model.xla = bool(tcfg.jit_compile) and replicas == 1
         warm_stats = warm.apply(model)
         if ranking is not None:
-            model.item_freq = item_frequencies(train_rows[S.ITEM_IDX], manifest["n_items"])
+            model.item_freq = item_frequencies(
+                train_rows[S.ITEM_IDX].to_numpy(), manifest["n_items"]
+            )
         model.compile(
-            optimizer=SparseRowAdagrad(
+            optimizer=SparseTableOptimizer(
                 table_learning_rate(tcfg.learning_rate, global_batch, tcfg.table_optimizer),
                 tcfg.dense_learning_rate,
                 table_method=tcfg.table_optimizer,
@@ -426,8 +432,8 @@ def run_train(
     import tensorflow as tf
 
     import recsys
+    from recsys.artifact import Scorer
     from recsys.evaluate.prepared import evaluate_prepared
-    from recsys.score.kernels import Scorer
 
     evaluated = None
     if refit_of is not None:
@@ -478,8 +484,8 @@ def run_train(
         metrics = {**evaluated["metrics"], "metrics_of": str(refit_of)}
     (paths.staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (paths.staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
-    from recsys.evaluate.prepared import load_split
     from recsys.evaluate.report import write_report
+    from recsys.splits import load_split
 
     test = load_split(prepared, "test") if manifest["counts"]["test"] and not evaluated else None
     ratings = None

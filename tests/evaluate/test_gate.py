@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from recsys import storage
+from recsys.artifact import Scorer
 from recsys.config import GateConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.gate import compare_with, run_gate
 from recsys.evaluate.prepared import evaluate_prepared
-from recsys.score.kernels import Scorer
 
 N_USERS, N_ITEMS, DIM, GROUPS = 60, 40, 4, 4
 

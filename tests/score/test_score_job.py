@@ -13,8 +13,8 @@ pytest.importorskip("tensorflow")
 
 from recsys import schema as S  # noqa: E402
 from recsys import storage  # noqa: E402
+from recsys.artifact import Scorer  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
-from recsys.score.kernels import Scorer  # noqa: E402
 
 TOP = 5
 

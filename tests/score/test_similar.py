@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.score.kernels import Scorer
+from recsys.artifact import Scorer
 from recsys.score.similar import item_vectors, similar_block, unit_rows, unit_vectors
 
 

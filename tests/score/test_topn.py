@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.evaluate.ranking import select_top_k
-from recsys.score.kernels import Scorer
-from recsys.score.topn import top_k_rows, top_n_block
+from recsys.artifact import Scorer
+from recsys.score.topn import top_n_block
+from recsys.topk import top_k_rows
 
 
 def mf_arrays(n_users=7, n_items=40, dim=3, seed=0, ties=False):
@@ -64,19 +64,6 @@ def test_short_lists_are_padded_and_exclusions_hold():
     items, scores = top_n_block(Scorer(arrays), np.array([1]), seen, 4, excluded)
     assert items[0, :2].tolist() == brute_force(arrays, [1], seen, 4, excluded)[0]
     assert items[0, 2:].tolist() == [-1, -1] and np.isnan(scores[0, 2:]).all()
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_top_k_rows_matches_the_evaluation_selector(seed):
-    """Same lists as the evaluation's selector, on rounded scores (many ties) with -inf holes
-    and a row with fewer finite scores than k."""
-    rng = np.random.default_rng(seed)
-    scores = np.round(rng.normal(size=(9, 50)), 1).astype(np.float32)
-    scores[rng.random(scores.shape) < 0.3] = -np.inf
-    scores[4, 3:] = -np.inf  # 3 candidates for k = 7
-    want = select_top_k(scores.copy(), 7)
-    assert np.array_equal(top_k_rows(scores.copy(), 7), want)
-    assert (want[4, 3:] == -1).all()
 
 
 def test_order_scores_rank_like_rank_scores():

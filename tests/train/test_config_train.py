@@ -84,12 +84,12 @@ def test_row_sparse_update_sums_repeated_rows_once(method):
     """Rows repeated in a batch move once, by their summed gradient (the tf.unique-free path)."""
     import tensorflow as tf
 
-    from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.optim import SparseTableOptimizer
 
     rng = np.random.default_rng(0)
     start = rng.normal(size=(6, 3)).astype(np.float32)
     var = keras.Variable(start, name="user_emb")
-    opt = SparseRowAdagrad(0.1, table_method=method)
+    opt = SparseTableOptimizer(0.1, table_method=method)
     opt.build([var])
     rows = np.array([4, 1, 4, 0, 4], np.int32)
     values = rng.normal(size=(5, 3)).astype(np.float32)

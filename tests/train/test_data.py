@@ -22,7 +22,7 @@ tf = pytest.importorskip("tensorflow")
 from recsys import schema as S  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.train import data  # noqa: E402
-from recsys.train.data import count_rows, load_split, ratings_dataset  # noqa: E402
+from recsys.train.data import count_rows, ratings_dataset  # noqa: E402
 
 N = 100
 FILES = [(45, 16), (42, 10), (13, 13)]  # (rows, row group size)
@@ -179,17 +179,13 @@ def test_small_split_is_held_in_memory_by_default(split_dir, caplog, monkeypatch
     assert "streamed from Parquet" in caplog.text
 
 
-def test_count_rows_and_load_split(split_dir):
+def test_count_rows(split_dir):
     assert count_rows(split_dir) == N
-    loaded = load_split(split_dir, [S.ITEM_IDX, S.TS])
-    assert list(loaded) == [S.ITEM_IDX, S.TS]
-    np.testing.assert_array_equal(loaded[S.ITEM_IDX], np.arange(N, dtype=np.int32))
-    assert loaded[S.TS].dtype == np.int64 and loaded[S.TS][0] == 1_000
 
 
 def test_missing_folder_is_one_clear_sentence(tmp_path):
     missing = tmp_path / "split=train"
-    for call in (lambda: make(missing), lambda: count_rows(missing), lambda: load_split(missing)):
+    for call in (lambda: make(missing), lambda: count_rows(missing)):
         with pytest.raises(RecsysError, match=f"split folder {missing} does not exist"):
             call()
 

@@ -11,9 +11,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from recsys import schema as S  # noqa: E402
+from recsys.artifact import Scorer  # noqa: E402
 from recsys.cli import main  # noqa: E402
 from recsys.config import load_config  # noqa: E402
-from recsys.score.kernels import Scorer  # noqa: E402
 from recsys.train.models import MODELS  # noqa: E402
 from recsys.train.ranking import MASKED, RankingLoss  # noqa: E402
 

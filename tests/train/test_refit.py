@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from recsys import storage
+from recsys.artifact import Scorer
 from recsys.cli import main
 from recsys.config import load_config
-from recsys.score.kernels import Scorer
 
 
 @pytest.fixture(scope="module")

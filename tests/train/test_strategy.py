@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     import keras
     from recsys.train.data import ratings_dataset
     from recsys.train.models import MODELS
-    from recsys.train.optim import SparseRowAdagrad
+    from recsys.train.optim import SparseTableOptimizer
     from recsys.train.strategy import make_strategy
     from recsys.train.trainer import compile_options
     from recsys.config import TrainConfig
@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent(
             model.build()
             model.xla = jit and len(devices) == 1
             options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
-            optimizer = SparseRowAdagrad(0.1 if method == "adagrad" else 0.001, 0.01,
+            optimizer = SparseTableOptimizer(0.1 if method == "adagrad" else 0.001, 0.01,
                                          table_method=method, epsilon=1e-3)
             model.compile(optimizer=optimizer, **options)
         data = strategy.distribute_datasets_from_function(

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from recsys import storage
+from recsys.artifact import Scorer
 from recsys.cli import main
 from recsys.config import load_config
 from recsys.errors import RecsysError
-from recsys.score.kernels import Scorer
 
 pytest.importorskip("tensorflow")
 

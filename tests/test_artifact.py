@@ -8,7 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from recsys import schema as S  # noqa: E402
-from recsys.score.kernels import Scorer  # noqa: E402
+from recsys.artifact import Scorer  # noqa: E402
 from recsys.train.models import MODELS  # noqa: E402
 
 N_USERS, N_ITEMS = 13, 29
