@@ -53,16 +53,16 @@ def run(args: argparse.Namespace, protocol: str) -> None:
     ds, prepare = PROTOCOLS[protocol]
     ensure_prepared(args.root, ds, {"input": str(Path(args.data) / "u.data")}, prepare)
     manifest, seconds = train(args.root, ds, args.set)
-    metrics, k = manifest["metrics"], manifest["train"]["k"]
-    training = manifest["training"]
-    rows = [(f"model ({manifest['family']}, {manifest['objective']})", metrics["test"])]
+    metrics, k = manifest.metrics, manifest.train["k"]
+    training = manifest.training
+    rows = [(f"model ({manifest.family}, {manifest.objective})", metrics["test"])]
     if not args.no_rating_model:
         rating, _ = train(args.root, ds, [*args.set, "train.objective=rating"])
         rows.append(("rating model (biased-mf, rating)", rating["metrics"]["test"]))
     base = metrics["baselines"]
     rows += [("biased baseline", base["biased_baseline"]), ("most popular", base["most_popular"])]
     print(
-        f"\n{protocol}: {manifest['dims']['users']} users x {manifest['dims']['items']} items, "
+        f"\n{protocol}: {manifest.dims.users} users x {manifest.dims.items} items, "
         f"model trained in {seconds:.0f}s ({training['epochs_run']} epochs, "
         f"{training['ratings_per_second']:,} rows/s) [{' '.join(args.set) or 'defaults'}]"
     )

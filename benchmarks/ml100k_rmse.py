@@ -72,8 +72,8 @@ def run_folds(args: argparse.Namespace) -> None:
         source = {"input": str(data / f"u{k}.base"), "test_input": str(data / f"u{k}.test")}
         ensure_prepared(args.root, ds, source, {"split": "given", "val_fraction": 0.05})
         manifest, seconds = train(args.root, ds, args.set)
-        test = manifest["metrics"]["test"]
-        training = manifest["training"]
+        test = manifest.metrics["test"]
+        training = manifest.training
         rmses.append(test["rmse"])
         maes.append(test["mae"])
         secs.append(seconds)
@@ -93,8 +93,8 @@ def run_leave_last(args: argparse.Namespace) -> None:
     source = {"input": str(Path(args.data) / "u.data")}
     ensure_prepared(args.root, LEAVE_LAST_DS, source, {"split": "leave-last"})
     manifest, seconds = train(args.root, LEAVE_LAST_DS, args.set)
-    metrics = manifest["metrics"]
-    k = manifest["train"]["k"]
+    metrics = manifest.metrics
+    k = manifest.train["k"]
     model, pop = metrics["test"], metrics["baselines"]["most_popular"]
     print(f"leave-last on u.data, {seconds:.0f}s [{' '.join(args.set) or 'defaults'}]")
     print(f"{'':14s}{'ndcg@' + str(k):>10s}{'hit_rate@' + str(k):>13s}")

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from recsys import storage
+from recsys.manifests import PreparedManifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -130,9 +131,9 @@ def memory_line(peaks: dict[str, float]) -> str:
 
 def fake_model(root: str, prepared: Path, dim: int) -> str:
     """A random biased-MF ranking model of the prepared shape, committed as a model run."""
-    manifest = storage.read_manifest(prepared)
+    manifest = PreparedManifest.read(prepared)
     rng = np.random.default_rng(0)
-    nu, ni = manifest["n_users"], manifest["n_items"]
+    nu, ni = manifest.n_users, manifest.n_items
     paths = storage.new_run(root, "models", "2000-01-01")
     np.savez(
         paths.staging / "arrays.npz",
@@ -153,7 +154,7 @@ def fake_model(root: str, prepared: Path, dim: int) -> str:
         "run": paths.run,
         "model_version": f"biased-mf-bench-{paths.run}",
         "family": "biased-mf",
-        "prepared": {"ds": manifest["ds"], "run": manifest["run"], "path": str(prepared)},
+        "prepared": {"ds": manifest.ds, "run": manifest.run, "path": str(prepared)},
     }
     storage.commit(paths, out)
     return paths.run
@@ -257,9 +258,9 @@ def main() -> None:
     args = parser.parse_args()
 
     prepared = storage.latest(args.root, "prepared")
-    m = storage.read_manifest(prepared)
-    pairs = m["n_users"] * m["n_items"]
-    print(f"{m['n_users']:,} users x {m['n_items']:,} items = {pairs:,} pairs, dim {args.dim}")
+    m = PreparedManifest.read(prepared)
+    pairs = m.n_users * m.n_items
+    print(f"{m.n_users:,} users x {m.n_items:,} items = {pairs:,} pairs, dim {args.dim}")
     run = fake_model(args.root, prepared, args.dim)
     load_job = load()
     extra = ("--similar-items", str(args.similar_items)) if args.similar_items else ()

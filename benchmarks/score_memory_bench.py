@@ -19,12 +19,14 @@ just before its run (the machine may be shared).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 from pathlib import Path
 
 from score_bench import fake_model, load, memory_line, spark_job  # this folder
 
 from recsys import storage
+from recsys.manifests import PreparedManifest
 
 
 def subset_root(root: str, prepared: Path, fraction: float) -> str:
@@ -39,9 +41,9 @@ def subset_root(root: str, prepared: Path, fraction: float) -> str:
         return out
     except Exception:
         pass
-    m = storage.read_manifest(prepared)
-    k = int(m["n_users"] * fraction)
-    paths = storage.new_run(out, "prepared", m["ds"], m["run"])
+    m = PreparedManifest.read(prepared)
+    k = int(m.n_users * fraction)
+    paths = storage.new_run(out, "prepared", m.ds, m.run)
     ratings = pads.dataset(prepared / "ratings", format="parquet", partitioning="hive")
     table = ratings.to_table(filter=pc.field("user_idx") < k)
     pq.write_to_dataset(table, paths.staging / "ratings", partition_cols=["split"])
@@ -53,7 +55,12 @@ def subset_root(root: str, prepared: Path, fraction: float) -> str:
     counts = {r["split"]: r["user_idx_count"] for r in splits}
     storage.commit(
         paths,
-        {**m, "n_users": k, "counts": counts, "subset_of": str(prepared), "fraction": fraction},
+        dataclasses.replace(
+            m,
+            n_users=k,
+            counts=counts,
+            extra={**m.extra, "subset_of": str(prepared), "fraction": fraction},
+        ),
     )
     return out
 
@@ -72,14 +79,14 @@ def main() -> None:
     for fraction in sorted(args.fractions):
         root = args.root if fraction >= 1 else subset_root(args.root, base, fraction)
         prepared = storage.latest(root, "prepared")
-        m = storage.read_manifest(prepared)
+        m = PreparedManifest.read(prepared)
         run = fake_model(root, prepared, args.dim)
         before = load()
         seconds, peaks = spark_job(root, run, args.top, args.driver_memory)
-        pairs = m["n_users"] * m["n_items"]
-        rows.append((m["n_users"], m["n_items"], seconds, peaks, before))
+        pairs = m.n_users * m.n_items
+        rows.append((m.n_users, m.n_items, seconds, peaks, before))
         print(
-            f"{m['n_users']:,} users x {m['n_items']:,} items: {seconds:.1f} s, "
+            f"{m.n_users:,} users x {m.n_items:,} items: {seconds:.1f} s, "
             f"{pairs / seconds / 1e6:.1f} M pairs/s [load {before:.2f}]\n  {memory_line(peaks)}"
         )
     block = 1024 * rows[-1][1] * 4 / 2**20

@@ -36,15 +36,16 @@ from score_bench import load, memory_line, spark_job  # this folder
 
 from recsys import schema as S
 from recsys import storage
+from recsys.manifests import PreparedManifest
 
 
 def keras_model(prepared: Path, dim: int, hidden: tuple[int, ...]):
     """A random NCF of the prepared run's shape (Keras), seeded."""
     from recsys.train.models import MODELS
 
-    m = storage.read_manifest(prepared)
+    m = PreparedManifest.read(prepared)
     model = MODELS["ncf"](
-        m["n_users"], m["n_items"], dim=dim, hidden=hidden, objective="ranking", init_scale=0.3
+        m.n_users, m.n_items, dim=dim, hidden=hidden, objective="ranking", init_scale=0.3
     )
     model.build()
     return model
@@ -52,7 +53,7 @@ def keras_model(prepared: Path, dim: int, hidden: tuple[int, ...]):
 
 def commit_model(root: str, prepared: Path, arrays: dict[str, np.ndarray]) -> str:
     """The exported arrays as a model run of ``root`` (what ``recsys score`` reads)."""
-    m = storage.read_manifest(prepared)
+    m = PreparedManifest.read(prepared)
     paths = storage.new_run(root, "models", "2000-01-01")
     np.savez(paths.staging / "arrays.npz", **arrays)
     storage.commit(
@@ -62,7 +63,7 @@ def commit_model(root: str, prepared: Path, arrays: dict[str, np.ndarray]) -> st
             "run": paths.run,
             "model_version": f"ncf-bench-{paths.run}",
             "family": "ncf",
-            "prepared": {"ds": m["ds"], "run": m["run"], "path": str(prepared)},
+            "prepared": {"ds": m.ds, "run": m.run, "path": str(prepared)},
         },
     )
     return paths.run
@@ -73,10 +74,10 @@ def sample(prepared: Path, fraction: float) -> tuple[np.ndarray, list[np.ndarray
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
-    m = storage.read_manifest(prepared)
+    m = PreparedManifest.read(prepared)
     rng = np.random.default_rng(0)
-    k = max(1, round(m["n_users"] * fraction))
-    users = np.sort(rng.choice(m["n_users"], size=k, replace=False)).astype(np.int64)
+    k = max(1, round(m.n_users * fraction))
+    users = np.sort(rng.choice(m.n_users, size=k, replace=False)).astype(np.int64)
     ratings = pads.dataset(prepared / "ratings", format="parquet", partitioning="hive")
     table = ratings.to_table(
         columns=[S.USER_IDX, S.ITEM_IDX], filter=pc.field(S.USER_IDX).isin(users)
@@ -164,32 +165,32 @@ def main() -> None:
 
     if not args.skip_job:
         prepared = storage.latest(args.job_root, "prepared")
-        m = storage.read_manifest(prepared)
-        pairs = m["n_users"] * m["n_items"]
+        m = PreparedManifest.read(prepared)
+        pairs = m.n_users * m.n_items
         run = commit_model(
             args.job_root, prepared, keras_model(prepared, args.dim, hidden).export_arrays()
         )
         before = load()
         seconds, peaks = spark_job(args.job_root, run, args.top, args.driver_memory)
         print(
-            f"full job, {m['n_users']:,} users x {m['n_items']:,} items = {pairs:,} pairs "
+            f"full job, {m.n_users:,} users x {m.n_items:,} items = {pairs:,} pairs "
             f"(spark-submit local[2]): {seconds:.1f} s, {pairs / seconds / 1e6:.2f} M pairs/s "
             f"[load {before:.2f}]\n  {memory_line(peaks)}"
         )
 
     if not args.skip_sample:
         prepared = storage.latest(args.sample_root, "prepared")
-        m = storage.read_manifest(prepared)
+        m = PreparedManifest.read(prepared)
         users, seen = sample(prepared, args.fraction)
-        pairs = len(users) * m["n_items"]
+        pairs = len(users) * m.n_items
         model = keras_model(prepared, args.dim, hidden)
         arrays = model.export_arrays()
         run = commit_model(args.sample_root, prepared, arrays)
         path = storage.resolve(args.sample_root, "models", "2000-01-01", run) / "arrays.npz"
         print(
-            f"sample: {len(users):,} users ({args.fraction:.0%} of {m['n_users']:,}) x "
-            f"{m['n_items']:,} items = {pairs:,} pairs; max |kernel - keras| = "
-            f"{check_agreement(model, arrays, users, m['n_items']):.1e}"
+            f"sample: {len(users):,} users ({args.fraction:.0%} of {m.n_users:,}) x "
+            f"{m.n_items:,} items = {pairs:,} pairs; max |kernel - keras| = "
+            f"{check_agreement(model, arrays, users, m.n_items):.1e}"
         )
         before = load()
         kernel_s = kernel_sample(path, users, seen, args.top)
@@ -198,7 +199,7 @@ def main() -> None:
             f"{pairs / kernel_s / 1e6:.2f} M pairs/s [load {before:.2f}]"
         )
         before = load()
-        keras_s = keras_sample(model, users, seen, m["n_items"], args.top, args.batch, args.chunk)
+        keras_s = keras_sample(model, users, seen, m.n_items, args.top, args.batch, args.chunk)
         print(
             f"  Keras model.predict (batch {args.batch:,}) + top-N: {keras_s:.1f} s, "
             f"{pairs / keras_s / 1e6:.2f} M pairs/s [load {before:.2f}]"

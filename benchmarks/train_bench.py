@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recsys import storage
 from recsys.config import load_config
+from recsys.manifests import PreparedManifest
 from recsys.train.trainer import fit
 
 
@@ -35,8 +36,8 @@ def main() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     prepared = storage.latest(args.root, "prepared")
-    manifest = storage.read_manifest(prepared)
-    print(f"prepared {prepared}: {manifest['counts']['train']:,} train rows")
+    manifest = PreparedManifest.read(prepared)
+    print(f"prepared {prepared}: {manifest.counts['train']:,} train rows")
     for batch in args.batch:
         cfg = load_config(overrides=args.overrides, root=args.root)
         fixed = {"epochs": args.epochs, "patience": args.epochs} if args.epochs else {}

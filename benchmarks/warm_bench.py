@@ -155,7 +155,7 @@ def main() -> None:
     timed_train(config(), NIGHT1, "night1", "night1")  # what night 2 warm-starts from
     # The warm run first: nothing is published, so it starts from models/_LATEST (night 1).
     warm, warm_s = timed_train(config(warm_start=True), NIGHT2, "warm", "night2")
-    assert warm.manifest["training"]["warm_start"]["from"], warm.manifest["training"]
+    assert warm.manifest.training["warm_start"]["from"], warm.manifest.training
     cold, cold_s = timed_train(config(), NIGHT2, "cold", "night2")
     rows = []
     for name, (evaluated, train_s), mode in (
@@ -169,11 +169,11 @@ def main() -> None:
             {
                 "variant": name,
                 "train_s": round(train_s, 1),
-                "train_epochs": evaluated.manifest["training"]["epochs_run"],
-                "test_ndcg": evaluated.manifest["metrics"]["test"]["ndcg@10"],
+                "train_epochs": evaluated.manifest.training["epochs_run"],
+                "test_ndcg": evaluated.manifest.metrics["test"]["ndcg@10"],
                 "later_ndcg_evaluated": later_ndcg(evaluated.path, prepared, later),
                 "refit_s": round(refit_s, 1),
-                "refit_epochs": refit.manifest["training"]["epochs_run"],
+                "refit_epochs": refit.manifest.training["epochs_run"],
                 "later_ndcg_refit": later_ndcg(refit.path, prepared, later),
             }
         )

@@ -310,28 +310,28 @@ def _prepare_config(args: argparse.Namespace):
     )
 
 
-def print_prepare_summary(manifest: dict, path: Path) -> None:
+def print_prepare_summary(manifest, path: Path) -> None:
     """A short table a person can read: users, items, rows per split, quarantined rows."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"prepared {manifest['ds']} run {manifest['run']}", show_header=True)
+    table = Table(title=f"prepared {manifest.ds} run {manifest.run}", show_header=True)
     table.add_column("what")
     table.add_column("count", justify="right")
-    table.add_row("rows read", f"{manifest['rows_read']:,}")
-    table.add_row("quarantined", f"{manifest['quarantine']['total']:,}")
-    for reason, n in sorted(manifest["quarantine"]["by_reason"].items()):
+    table.add_row("rows read", f"{manifest.rows_read:,}")
+    table.add_row("quarantined", f"{manifest.quarantine.total:,}")
+    for reason, n in sorted(manifest.quarantine.by_reason.items()):
         table.add_row(f"  {reason}", f"{n:,}")
-    table.add_row("duplicates removed", f"{manifest['duplicates_removed']:,}")
-    if manifest["kcore_removed"]:
-        table.add_row("k-core removed", f"{manifest['kcore_removed']:,}")
-    table.add_row("users", f"{manifest['n_users']:,}")
-    table.add_row("items", f"{manifest['n_items']:,}")
-    for split, n in manifest["counts"].items():
+    table.add_row("duplicates removed", f"{manifest.duplicates_removed:,}")
+    if manifest.kcore_removed:
+        table.add_row("k-core removed", f"{manifest.kcore_removed:,}")
+    table.add_row("users", f"{manifest.n_users:,}")
+    table.add_row("items", f"{manifest.n_items:,}")
+    for split, n in manifest.counts.items():
         table.add_row(f"ratings: {split}", f"{n:,}")
     console = Console()
     console.print(table)
-    console.print(f"written to {path} in {manifest['seconds']}s")
+    console.print(f"written to {path} in {manifest.seconds}s")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -363,10 +363,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.refit_ds or args.refit_run:
         raise RecsysError("--refit-ds/--refit-run name the model to refit; add --refit")
     result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run, refit_of)
-    title = result.manifest["model_version"]
+    title = result.manifest.model_version
     if refit_of is not None:
         title += f" (refit; held-out metrics of {refit_of.name})"
-    print_metrics(result.manifest["metrics"], cfg.train.k, title)
+    print_metrics(result.manifest.metrics, cfg.train.k, title)
     print(f"written to {result.path}")
     return 0
 
@@ -417,14 +417,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     )
     m = result.manifest
     print(
-        f"{m['rows']:,} recommendations ({m['rows_by_source']}) from {m['model_version']} "
-        f"written to {result.path} in {m['seconds']}s (not yet published)"
+        f"{m.rows:,} recommendations ({m.rows_by_source}) from {m.model_version} "
+        f"written to {result.path} in {m.seconds}s (not yet published)"
     )
     if result.similar:
         s = result.similar.manifest
         print(
-            f"{s['rows']:,} similar items ({s['top_n']} per item, cosine of {s['vectors']}) "
-            f"written to {result.similar.path} in {s['seconds']}s"
+            f"{s.rows:,} similar items ({s.top_n} per item, cosine of {s.vectors}) "
+            f"written to {result.similar.path} in {s.seconds}s"
         )
     return 0
 
@@ -447,18 +447,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recsys import storage
     from recsys.artifact import Scorer
     from recsys.evaluate.prepared import evaluate_prepared
+    from recsys.manifests import ModelManifest
 
     cfg = load_config(args.config, args.overrides, root=args.root)
     folder = storage.resolve(cfg.root, "models", args.ds, args.run)
-    manifest = storage.read_manifest(folder)
-    prepared = Path(manifest["prepared"]["path"])
+    manifest = ModelManifest.read(folder)
+    prepared = manifest.prepared.folder
     metrics = evaluate_prepared(
         Scorer.load(folder / "arrays.npz"),
         prepared,
         k=cfg.train.k,
         max_users=cfg.train.eval_max_users,
     )
-    print_metrics(metrics, cfg.train.k, f"{manifest['model_version']} on {prepared}")
+    print_metrics(metrics, cfg.train.k, f"{manifest.model_version} on {prepared}")
     return 0
 
 
@@ -544,7 +545,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"training the default model ({cfg.train.model}, {cfg.train.objective} objective)...")
     model = run_train(cfg, args.ds)
-    print_metrics(model.manifest["metrics"], cfg.train.k, model.manifest["model_version"])
+    print_metrics(model.manifest.metrics, cfg.train.k, model.manifest.model_version)
     print(f"model written to {model.path}")
     print(
         "Next: `recsys gate`, `recsys score` and `recsys publish` write the top-N table; "
@@ -567,12 +568,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     result = run_gate(cfg.root, model_dir, cfg.gate, cfg.train.k, args.ds, args.run)
     if not result.passed:
         print(
-            f"recsys gate: refused {result.manifest['model_version']}: {result.reason}",
+            f"recsys gate: refused {result.manifest.model_version}: {result.reason}",
             file=sys.stderr,
         )
         print(f"decision written to {result.path}", file=sys.stderr)
         return GATE_REFUSED
-    print(f"gate {result.reason} ({result.manifest['model_version']})")
+    print(f"gate {result.reason} ({result.manifest.model_version})")
     print(f"decision written to {result.path}")
     return 0
 
@@ -600,7 +601,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides, root=args.root)
     rows, manifest = user_recommendations(cfg.root, args.user)
-    table = Table(title=f"user {args.user}: {manifest['model_version']} ({manifest['ds']})")
+    table = Table(title=f"user {args.user}: {manifest.model_version} ({manifest.ds})")
     for col in ("rank", "title", "item id", "score", "source"):
         table.add_column(col, justify="right" if col in ("rank", "score") else "left")
     for r in rows.itertuples(index=False):
@@ -658,10 +659,10 @@ def print_summary(root: str, k: int) -> None:
     for table, path in out["tables"].items():
         print(f"  {table:16} {path}")
     model = out["model"]
-    title = f"{model['model_version']}: test metrics"
-    if model.get("refit_of"):
-        title += f" of the evaluated twin run={model['refit_of']['run']} (refit on every split)"
-    print_metrics(model["metrics"], k, title)
+    title = f"{model.model_version}: test metrics"
+    if model.refit_of:
+        title += f" of the evaluated twin run={model.refit_of.run} (refit on every split)"
+    print_metrics(model.metrics, k, title)
     for ex in out["examples"]:
         t = Table(title=f"user {ex['user']} ({ex['ratings']} ratings)")
         t.add_column("recommended (top 5)")

@@ -16,8 +16,7 @@ import pyarrow.dataset as pads
 from recsys import schema as S
 from recsys import storage
 from recsys.errors import RecsysError
-
-COLUMNS = [S.USER_ID, "rank", S.ITEM_ID, "score", "source", "model_version", S.TITLE]
+from recsys.manifests import ModelManifest, RecommendationsManifest
 
 
 def _cast_user(value: str, typ: pa.DataType, table: Path) -> Any:
@@ -31,19 +30,21 @@ def _cast_user(value: str, typ: pa.DataType, table: Path) -> Any:
     return value
 
 
-def user_recommendations(root: str, user: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def user_recommendations(root: str, user: str) -> tuple[pd.DataFrame, RecommendationsManifest]:
     """The published list of ``user`` (original id, as text) and the table's manifest."""
     folder = storage.latest(root, "recommendations")
-    manifest = storage.read_manifest(folder)
+    manifest = RecommendationsManifest.read(folder)
     data = pads.dataset(folder / "table", format="parquet")
     uid = _cast_user(user, data.schema.field(S.USER_ID).type, folder)
-    rows = data.to_table(columns=COLUMNS, filter=pads.field(S.USER_ID) == uid).to_pandas()
+    rows = data.to_table(
+        columns=list(S.RECOMMENDATIONS_COLUMNS), filter=pads.field(S.USER_ID) == uid
+    ).to_pandas()
     if rows.empty:
         raise RecsysError(
             f"user {user!r} is not in the published table {folder} "
-            f"({manifest.get('rows', 0):,} rows); check the id"
+            f"({manifest.rows:,} rows); check the id"
         )
-    return rows.sort_values("rank").reset_index(drop=True), manifest
+    return rows.sort_values(S.RANK).reset_index(drop=True), manifest
 
 
 def top_rated(prepared: Path, users: list[Any], n: int) -> dict[Any, list[str]]:
@@ -66,10 +67,9 @@ def top_rated(prepared: Path, users: list[Any], n: int) -> dict[Any, list[str]]:
 def summary(root: str, n_users: int = 3, n_titles: int = 5) -> dict[str, Any]:
     """What a person wants after a nightly run: where things are, metrics, a few example lists."""
     folder = storage.latest(root, "recommendations")
-    manifest = storage.read_manifest(folder)
-    model_dir = Path(manifest["model"]["path"])
-    model = storage.read_manifest(model_dir)
-    prepared = Path(manifest["prepared"]["path"])
+    manifest = RecommendationsManifest.read(folder)
+    model = ModelManifest.read(manifest.model.folder)
+    prepared = manifest.prepared.folder
     out: dict[str, Any] = {"tables": {}, "table": manifest, "model": model}
     for table in storage.TABLES:
         try:
@@ -78,8 +78,8 @@ def summary(root: str, n_users: int = 3, n_titles: int = 5) -> dict[str, Any]:
             continue
     data = pads.dataset(folder / "table", format="parquet")
     # Users with the model's lists and the most history: their own favourites say the most.
-    table = data.to_table(columns=[S.USER_ID, "rank", S.TITLE, "source"]).to_pandas()
-    modelled = table[table["source"] == "model"]
+    table = data.to_table(columns=[S.USER_ID, S.RANK, S.TITLE, S.SOURCE]).to_pandas()
+    modelled = table[table[S.SOURCE] == S.SOURCE_MODEL]
     pool = modelled if not modelled.empty else table
     # prepare counted each user's rows (after dedupe and k-core): the users table has them.
     per_user = (
@@ -101,7 +101,7 @@ def summary(root: str, n_users: int = 3, n_titles: int = 5) -> dict[str, Any]:
             "user": u,
             "ratings": int(per_user.loc[per_user[S.USER_ID] == u, "n"].iloc[0]),
             "recommended": pool[pool[S.USER_ID] == u]
-            .sort_values("rank")[S.TITLE]
+            .sort_values(S.RANK)[S.TITLE]
             .head(n_titles)
             .tolist(),
             "liked": own.get(u, []),

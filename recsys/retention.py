@@ -22,20 +22,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from recsys import storage
+from recsys import manifests, storage
 from recsys.errors import RecsysError
 
 log = logging.getLogger(__name__)
-
-
-def _links(manifest: dict[str, Any]) -> list[Path]:
-    """Run folders a run reads: its model, its prepared data, the model a refit refits."""
-    out = []
-    for key in ("model", "prepared", "refit_of"):
-        ref = manifest.get(key)
-        if isinstance(ref, dict) and ref.get("path"):
-            out.append(Path(ref["path"]))
-    return out
 
 
 def kept_runs(root: Path) -> set[Path]:
@@ -52,7 +42,7 @@ def kept_runs(root: Path) -> set[Path]:
             continue
         kept.add(folder)
         if (folder / storage.MANIFEST).is_file():
-            todo.extend(_links(storage.read_manifest(folder)))
+            todo.extend(manifests.links(folder))
     return kept
 
 

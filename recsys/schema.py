@@ -18,18 +18,33 @@ RATING = "rating"
 TS = "ts"
 SPLIT = "split"
 
-# Item side table.
+# Item side table (prepared/.../items/).
 TITLE = "title"
 GENRES = "genres"  # list<string>
 N_RATINGS = "n_ratings"
 MEAN_RATING = "mean_rating"
-# User side table.
-# (user_id, user_idx, n_ratings)
+ITEMS_COLUMNS = (ITEM_ID, ITEM_IDX, TITLE, GENRES, N_RATINGS, MEAN_RATING)
+# User side table (prepared/.../users/).
+USERS_COLUMNS = (USER_ID, USER_IDX, N_RATINGS)
 
-# Quarantine table.
+# Quarantine table (prepared/.../quarantine/).
 SOURCE_FILE = "source_file"
 LINE = "line"  # the raw line (or the raw values joined) exactly as read
 REASON = "reason"
+QUARANTINE_COLUMNS = (SOURCE_FILE, LINE, REASON)
+
+# The recommendations table (recommendations/.../table/): each user's top N unseen items.
+RANK = "rank"  # 1..N
+SCORE = "score"  # the model's score (a popular row: the item's training count)
+SOURCE = "source"  # who chose the row: SOURCE_MODEL, or SOURCE_POPULAR for users it never saw
+MODEL_VERSION = "model_version"
+SOURCE_MODEL, SOURCE_POPULAR = "model", "popular"
+RECOMMENDATIONS_COLUMNS = (USER_ID, RANK, ITEM_ID, SCORE, SOURCE, MODEL_VERSION, TITLE)
+
+# The similar_items table (similar_items/.../table/): each item's nearest items (SCORE: cosine).
+SIMILAR_ITEM_ID = "similar_item_id"
+SIMILAR_TITLE = "similar_title"
+SIMILAR_ITEMS_COLUMNS = (ITEM_ID, RANK, SIMILAR_ITEM_ID, SCORE, TITLE, SIMILAR_TITLE, MODEL_VERSION)
 
 SPLITS = ("train", "val", "test")
 

@@ -138,17 +138,19 @@ def write_pointer(path: Path, ds: str, run: str, folder: Path) -> None:
 
 def commit(
     paths: RunPaths,
-    manifest: dict[str, Any],
+    manifest: Any,
     move_table_latest: bool = True,
     backwards: bool = False,
 ) -> Path:
     """Publish a finished staging folder: rename, write the manifest last, move the pointers.
 
-    ``move_table_latest=False`` leaves the table's ``_LATEST`` alone (recommendations: only
-    ``publish`` moves it, after validation); the ds pointer always names the new run.
+    ``manifest`` is a :mod:`recsys.manifests` dataclass (or a plain dict). ``move_table_latest=
+    False`` leaves the table's ``_LATEST`` alone (recommendations: only ``publish`` moves it,
+    after validation); the ds pointer always names the new run.
     """
+    data = manifest.to_dict() if hasattr(manifest, "to_dict") else manifest
     os.replace(paths.staging, paths.final)
-    _write_json_atomic(paths.final / MANIFEST, manifest)
+    _write_json_atomic(paths.final / MANIFEST, data)
     _write_json_atomic(paths.ds_dir / LATEST, _pointer(paths.ds, paths.run, paths.final))
     if move_table_latest:
         advance_latest(paths.table_dir, paths.ds, paths.run, paths.final, backwards)
@@ -211,13 +213,13 @@ def resolve(root: str, table: str, ds: str | None = None, run: str | None = None
             what = f"for ds={ds} " if ds else ""
             raise RecsysError(
                 f"no complete {table} run {what}under {table_dir}; run `recsys "
-                f"{_producer(table)}` first (or pass the right --root)"
+                f"{producer(table)}` first (or pass the right --root)"
             )
         folder = table_dir / f"ds={pointer['ds']}" / f"run={pointer['run']}"
     if not (folder / MANIFEST).is_file():
         raise RecsysError(
             f"{folder} is not a complete {table} run (no {MANIFEST}); re-run `recsys "
-            f"{_producer(table)}`"
+            f"{producer(table)}`"
         )
     return folder
 
@@ -228,7 +230,8 @@ def latest(root: str, table: str) -> Path:
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of a complete run folder."""
+    """The raw JSON of a complete run folder's manifest (steps read it typed, through
+    :mod:`recsys.manifests`)."""
     path = Path(folder) / MANIFEST
     try:
         return json.loads(path.read_text())
@@ -238,7 +241,8 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
         raise RecsysError(f"{path} is not valid JSON; re-run the step that wrote it") from None
 
 
-def _producer(table: str) -> str:
+def producer(table: str) -> str:
+    """The ``recsys`` command that writes ``table``'s runs (for error messages)."""
     return {
         "prepared": "prepare",
         "models": "train",

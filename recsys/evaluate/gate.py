@@ -37,6 +37,13 @@ from recsys.config import GateConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.prepared import sample_users
 from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
+from recsys.manifests import (
+    GateManifest,
+    ModelManifest,
+    PreparedManifest,
+    RecommendationsManifest,
+    RunRef,
+)
 from recsys.splits import load_split
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,7 @@ class GateResult:
     passed: bool
     reason: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: GateManifest
 
 
 def original_ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarray:
@@ -58,18 +65,18 @@ def original_ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarra
     return ids
 
 
-def published_model(root: str) -> tuple[Path, dict[str, Any]] | None:
+def published_model(root: str) -> tuple[Path, ModelManifest] | None:
     """The model behind the published table (None: nothing published); a refit's evaluated
     twin instead. The model to beat, and the one tonight's training warm-starts from."""
     try:
         table = storage.latest(root, "recommendations")
     except RecsysError:
         return None
-    model_dir = Path(storage.read_manifest(table)["model"]["path"])
-    model = storage.read_manifest(model_dir)
-    if model.get("refit_of"):
-        model_dir = Path(model["refit_of"]["path"])
-        model = storage.read_manifest(model_dir)
+    model_dir = RecommendationsManifest.read(table).model.folder
+    model = ModelManifest.read(model_dir)
+    if model.refit_of:
+        model_dir = model.refit_of.folder
+        model = ModelManifest.read(model_dir)
     return model_dir, model
 
 
@@ -150,23 +157,22 @@ def run_gate(
     run: str | None = None,
 ) -> GateResult:
     """Judge the evaluated model in ``model_dir``; commit the decision under ``gates/``."""
-    model = storage.read_manifest(model_dir)
-    if model.get("refit_of"):
+    model = ModelManifest.read(model_dir)
+    if model.refit_of:
         raise RecsysError(
             f"{model_dir} is a refit (trained on the test rows too); gate the model it refits, "
-            f"{model['refit_of']['path']}"
+            f"{model.refit_of.path}"
         )
-    metrics = model.get("metrics", {})
     key = f"ndcg@{k}"
-    if key not in metrics.get("test", {}):
+    ndcg = model.test_metric(key)
+    if ndcg is None:
         raise RecsysError(
             f"{model_dir} has no test {key} to judge (empty test split, or k differs from the "
             "training run's train.k); prepare with a split that holds rows out"
         )
     checks: dict[str, Any] = {}
     failures: list[str] = []
-    ndcg = float(metrics["test"][key])
-    popular = float(metrics["baselines"]["most_popular"][key])
+    popular = model.baseline_metric("most_popular", key)
     need = popular * (1.0 + gate.min_lift)
     checks["popularity"] = {"model": ndcg, "popular": popular, "required": need}
     if not ndcg >= need:
@@ -184,21 +190,21 @@ def run_gate(
         else:
             try:
                 old = Scorer.load(ref_dir / "arrays.npz")
-                old_prepared = Path(ref["prepared"]["path"])
-                storage.read_manifest(old_prepared)
+                old_prepared = ref.prepared.folder
+                PreparedManifest.read(old_prepared)
             except (OSError, ValueError, RecsysError) as exc:
                 log.warning("gate: the published model is unreadable (%s); skipped", exc)
                 checks["published"] = {"skipped": f"published model unreadable: {exc}"}
             else:
                 got = compare_with(
                     Scorer.load(Path(model_dir) / "arrays.npz"),
-                    Path(model["prepared"]["path"]),
+                    model.prepared.folder,
                     old,
                     old_prepared,
                     k,
                     gate.max_users,
                 )
-                got.update(model=str(ref_dir), model_version=ref["model_version"])
+                got.update(model=str(ref_dir), model_version=ref.model_version)
                 checks["published"] = got
                 if got["users"] == 0:
                     got["skipped"] = "no test user is known to the published model"
@@ -209,7 +215,7 @@ def run_gate(
                         failures.append(
                             f"on {got['users']:,} test users known to both, {key} "
                             f"{got['new']:.4f} is below the published model "
-                            f"{ref['model_version']}'s {got['published']:.4f} x (1 - tolerance "
+                            f"{ref.model_version}'s {got['published']:.4f} x (1 - tolerance "
                             f"{gate.tolerance:g}) = {floor:.4f}"
                         )
     passed = not failures
@@ -221,21 +227,20 @@ def run_gate(
             f"{name} ({'skipped' if 'skipped' in c else 'ok'})" for name, c in checks.items()
         )
     )
-    ds = storage.check_ds(ds or model["ds"])
+    ds = storage.check_ds(ds or model.ds)
     paths = storage.new_run(root, "gates", ds, run)
-    manifest = {
-        "table": "gates",
-        "ds": ds,
-        "run": paths.run,
-        "passed": passed,
-        "reason": reason,
-        "model": {"ds": model["ds"], "run": model["run"], "path": str(model_dir)},
-        "model_version": model["model_version"],
-        "k": k,
-        "min_lift": gate.min_lift,
-        "tolerance": gate.tolerance,
-        "checks": checks,
-    }
+    manifest = GateManifest(
+        ds=ds,
+        run=paths.run,
+        passed=passed,
+        reason=reason,
+        model=RunRef.of(model, Path(model_dir)),
+        model_version=model.model_version,
+        k=k,
+        min_lift=gate.min_lift,
+        tolerance=gate.tolerance,
+        checks=checks,
+    )
     final = storage.commit(paths, manifest)
     if passed:
         log.info("gate %s", reason)

@@ -14,8 +14,8 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.manifests import PreparedManifest
 from recsys.splits import load_split
-from recsys.storage import read_manifest
 
 
 def sample_users(frame: pd.DataFrame, max_users: int, seed: int) -> pd.DataFrame:
@@ -36,15 +36,15 @@ def evaluate_prepared(
     raw logit (``rank_scores``), rating metrics its predictions (skipped for ranking models and
     implicit data).
     """
-    manifest = read_manifest(prepared)
-    n_users, n_items = manifest["n_users"], manifest["n_items"]
+    manifest = PreparedManifest.read(prepared)
+    n_users, n_items = manifest.n_users, manifest.n_items
     train = load_split(prepared, "train")
     # Rating metrics only for rating models on rated data: a ranking model's score is a logit.
     rating_model = getattr(scorer, "objective", "rating") == "rating"
-    predict = scorer.predict if rating_model and not manifest.get("implicit") else None
+    predict = scorer.predict if rating_model and not manifest.implicit else None
     out: dict[str, Any] = {}
     for split in ("test", "val"):
-        if manifest["counts"].get(split, 0) == 0:
+        if manifest.count(split) == 0:
             continue
         held_out = sample_users(load_split(prepared, split), max_users, seed)
         out[split] = evaluate_scorer(

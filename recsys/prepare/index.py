@@ -54,4 +54,4 @@ def item_table(index: pd.DataFrame, stats: pd.DataFrame, titles: pd.DataFrame) -
     out[S.GENRES] = [g if isinstance(g, list) else [] for g in genres]
     out[S.N_RATINGS] = out[S.N_RATINGS].astype("int64")
     out[S.MEAN_RATING] = out[S.MEAN_RATING].astype("float32")
-    return out[[S.ITEM_ID, S.ITEM_IDX, S.TITLE, S.GENRES, S.N_RATINGS, S.MEAN_RATING]]
+    return out[list(S.ITEMS_COLUMNS)]

@@ -27,6 +27,7 @@ from recsys.config import Config, to_dict
 from recsys.data.formats import FormatSpec, Located, check_header, locate
 from recsys.data.items import read_items
 from recsys.errors import RecsysError
+from recsys.manifests import ManifestError, PreparedManifest, Quarantine
 from recsys.prepare import clean, index, parse, read, split
 from recsys.spark import get_spark
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PrepareResult:
     path: Path
-    manifest: dict[str, Any]
+    manifest: PreparedManifest
 
 
 def fingerprint(paths: list[Path]) -> str:
@@ -96,7 +97,7 @@ def _write_quarantine(
 
     reason = F.col(S.REASON)
     quarantine = checked.where(reason.isNotNull() & (reason != parse.HEADER_MARK)).select(
-        S.SOURCE_FILE, S.LINE, S.REASON
+        *S.QUARANTINE_COLUMNS
     )
     extra = [(str(located.ratings), located.spec.header, S.REASON_HEADER)] * extra_headers
     extra += [(str(located.items), line, why) for line, why in items_read.rejected]
@@ -128,17 +129,13 @@ def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
         return
     try:
         previous_dir = storage.latest(root, "prepared")
-        previous = storage.read_manifest(previous_dir)
-        before = {
-            "rows": sum(previous["counts"].values()),
-            "users": previous["n_users"],
-            "items": previous["n_items"],
-        }
-    except RecsysError:
-        return  # the first night (or an unreadable pointer): nothing to compare with
-    except (KeyError, TypeError, AttributeError):
+        previous = PreparedManifest.read(previous_dir)
+        before = {"rows": previous.rows, "users": previous.n_users, "items": previous.n_items}
+    except ManifestError:
         log.warning("the previous prepared run %s has no counts to compare with", previous_dir)
         return
+    except RecsysError:
+        return  # the first night (or an unreadable pointer): nothing to compare with
     for what, count in now.items():
         if count < min_share * before[what]:
             raise RecsysError(
@@ -240,7 +237,7 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     items = index.build_index(item_stats[S.ITEM_ID], S.ITEM_ID, S.ITEM_IDX)
     user_stats = user_stats.rename(columns={S.USER_ID: index.JOIN_KEY})
     item_stats = item_stats.rename(columns={S.ITEM_ID: index.JOIN_KEY})
-    user_table = users.merge(user_stats, on=index.JOIN_KEY)[[S.USER_ID, S.USER_IDX, S.N_RATINGS]]
+    user_table = users.merge(user_stats, on=index.JOIN_KEY)[list(S.USERS_COLUMNS)]
     item_table = index.item_table(items, item_stats, items_read.items)
 
     # The id -> idx maps join as broadcasts; reading them back from the Parquet just written keeps
@@ -275,35 +272,32 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     inputs = [located.ratings] + ([located.items] if located.items else [])
     if test_located is not None:
         inputs.append(test_located.ratings)
-    manifest = {
-        "table": "prepared",
-        "ds": ds,
-        "run": paths.run,
-        "format": located.spec.name,
-        "input": [str(p) for p in inputs],
-        "input_fingerprint": fingerprint(inputs),
-        "implicit": raw.implicit,
-        "has_timestamps": raw.has_ts,
-        "rows_read": n_rows,
-        "rows_valid": n_valid,
-        "quarantine": {
-            "total": rejected,
-            "by_reason": reasons,
-            "item_rows": len(items_read.rejected),
-        },
-        "duplicates_removed": n_duplicates,
-        "kcore_removed": kcore_removed,
-        "titles_redecoded_latin1": items_read.redecoded,
-        "n_users": len(user_table),
-        "n_items": len(item_table),
-        "counts": stats["counts"],
-        "rating_scale": [lo, hi],
-        "rating_min": stats["rating_min"],
-        "rating_max": stats["rating_max"],
-        "global_mean": stats.get("global_mean"),
-        "user_id_type": "int64" if user_table[S.USER_ID].dtype.kind == "i" else "string",
-        "item_id_type": "int64" if item_table[S.ITEM_ID].dtype.kind == "i" else "string",
-        "split": {
+    manifest = PreparedManifest(
+        ds=ds,
+        run=paths.run,
+        format=located.spec.name,
+        input=[str(p) for p in inputs],
+        input_fingerprint=fingerprint(inputs),
+        implicit=raw.implicit,
+        has_timestamps=raw.has_ts,
+        rows_read=n_rows,
+        rows_valid=n_valid,
+        quarantine=Quarantine(
+            total=rejected, by_reason=reasons, item_rows=len(items_read.rejected)
+        ),
+        duplicates_removed=n_duplicates,
+        kcore_removed=kcore_removed,
+        titles_redecoded_latin1=items_read.redecoded,
+        n_users=len(user_table),
+        n_items=len(item_table),
+        counts=stats["counts"],
+        rating_scale=[lo, hi],
+        rating_min=stats["rating_min"],
+        rating_max=stats["rating_max"],
+        global_mean=stats.get("global_mean"),
+        user_id_type="int64" if user_table[S.USER_ID].dtype.kind == "i" else "string",
+        item_id_type="int64" if item_table[S.ITEM_ID].dtype.kind == "i" else "string",
+        split={
             "kind": pcfg.split,
             "test_fraction": pcfg.test_fraction,
             "val_fraction": pcfg.val_fraction,
@@ -312,14 +306,14 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
             "stratify_by": pcfg.stratify_by,
             "seed": pcfg.seed,
         },
-        "config": to_dict(cfg),
-        "versions": {
+        config=to_dict(cfg),
+        versions={
             "recsys": recsys.__version__,
             "spark": spark.version,
             "python": platform.python_version(),
         },
-        "seconds": round(time.time() - started, 1),
-    }
+        seconds=round(time.time() - started, 1),
+    )
     final = storage.commit(paths, manifest, backwards=cfg.move_latest_backwards)
     log.info("prepared %s in %.1fs", final, time.time() - started)
     return PrepareResult(final, manifest)

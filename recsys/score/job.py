@@ -35,20 +35,32 @@ from recsys import schema as S
 from recsys import storage
 from recsys.config import Config
 from recsys.errors import RecsysError
+from recsys.manifests import (
+    ModelManifest,
+    PreparedManifest,
+    RecommendationsManifest,
+    RunRef,
+    SimilarItemsManifest,
+)
 
 log = logging.getLogger(__name__)
 
-RANK, SCORE, SOURCE, MODEL_VERSION = "rank", "score", "source", "model_version"
-SEEN = "seen"
-SIMILAR_IDX, SIMILAR_ID, SIMILAR_TITLE = "similar_idx", "similar_item_id", "similar_title"
+SEEN = "seen"  # a user's seen item indices (every split), between the Spark stages
+SIMILAR_IDX = "similar_idx"
 _WORKER: dict[str, Any] = {}  # per Python worker: the loaded artifact and the BLAS limit
 
 
 @dataclass(frozen=True)
 class ScoreResult:
     path: Path
-    manifest: dict[str, Any]
-    similar: ScoreResult | None = None  # the similar_items run, when asked for
+    manifest: RecommendationsManifest
+    similar: SimilarResult | None = None  # the similar_items run, when asked for
+
+
+@dataclass(frozen=True)
+class SimilarResult:
+    path: Path
+    manifest: SimilarItemsManifest
 
 
 def _scorer(path: str):
@@ -66,7 +78,7 @@ def _scorer(path: str):
     return _WORKER["scorer"]
 
 
-def load_artifact(model_dir: Path, prepared_manifest: dict[str, Any]):
+def load_artifact(model_dir: Path, prepared_manifest: PreparedManifest):
     """The model's numpy arrays, checked against the prepared run, or one clear sentence."""
     from recsys.artifact import Scorer
 
@@ -78,10 +90,10 @@ def load_artifact(model_dir: Path, prepared_manifest: dict[str, Any]):
         n_items = scorer.n_items
     except Exception as err:  # a truncated or foreign file: zip, pickle or key errors
         raise RecsysError(f"{path} is not a readable model artifact ({err}); re-train") from None
-    if n_items != prepared_manifest["n_items"]:
+    if n_items != prepared_manifest.n_items:
         raise RecsysError(
             f"the model in {model_dir} scores {n_items} items but the prepared run has "
-            f"{prepared_manifest['n_items']}; score with the prepared run it was trained on"
+            f"{prepared_manifest.n_items}; score with the prepared run it was trained on"
         )
     return scorer
 
@@ -107,9 +119,9 @@ def score_partitions(artifact: str, n: int, excluded: list[int]):
             yield pd.DataFrame(
                 {
                     S.USER_IDX: users[rows].astype(np.int32),
-                    RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
+                    S.RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
                     S.ITEM_IDX: items[keep].astype(np.int32),
-                    SCORE: scores[keep].astype(np.float32),
+                    S.SCORE: scores[keep].astype(np.float32),
                 }
             )
 
@@ -138,9 +150,9 @@ def similar_partitions(artifact: str, n: int, excluded: list[int]):
             yield pd.DataFrame(
                 {
                     S.ITEM_IDX: items[rows].astype(np.int32),
-                    RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
+                    S.RANK: (np.cumsum(keep, axis=1)[keep]).astype(np.int32),
                     SIMILAR_IDX: neighbours[keep].astype(np.int32),
-                    SCORE: scores[keep].astype(np.float32),
+                    S.SCORE: scores[keep].astype(np.float32),
                 }
             )
 
@@ -154,19 +166,19 @@ def _write_similar(spark, cfg, items, n_items, model_version, artifact, n, exclu
     blocks = spark.range(0, n_items, numPartitions=max(1, cfg.spark.shuffle_partitions))
     pairs = blocks.select(F.col("id").cast("int").alias(S.ITEM_IDX)).mapInPandas(
         similar_partitions(artifact, n, excluded),
-        f"{S.ITEM_IDX} int, {RANK} int, {SIMILAR_IDX} int, {SCORE} float",
+        f"{S.ITEM_IDX} int, {S.RANK} int, {SIMILAR_IDX} int, {S.SCORE} float",
     )
     names = items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE)
     other = names.select(
         F.col(S.ITEM_IDX).alias(SIMILAR_IDX),
-        F.col(S.ITEM_ID).alias(SIMILAR_ID),
-        F.col(S.TITLE).alias(SIMILAR_TITLE),
+        F.col(S.ITEM_ID).alias(S.SIMILAR_ITEM_ID),
+        F.col(S.TITLE).alias(S.SIMILAR_TITLE),
     )
     table = (
         pairs.join(F.broadcast(names), S.ITEM_IDX)
         .join(F.broadcast(other), SIMILAR_IDX)
-        .withColumn(MODEL_VERSION, F.lit(model_version))
-        .select(S.ITEM_ID, RANK, SIMILAR_ID, SCORE, S.TITLE, SIMILAR_TITLE, MODEL_VERSION)
+        .withColumn(S.MODEL_VERSION, F.lit(model_version))
+        .select(*S.SIMILAR_ITEMS_COLUMNS)
     )
     table.write.parquet(str(paths.staging / "table"))
     return spark.read.parquet(str(paths.staging / "table")).count()
@@ -199,9 +211,9 @@ def run_score(
         raise RecsysError(f"--similar-items must be 0 (off) or more, got {similar_items}")
     ds = storage.check_ds(ds or storage.today_utc())
     model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
-    model = storage.read_manifest(model_dir)
-    prepared_dir = Path(model["prepared"]["path"])
-    prepared = storage.read_manifest(prepared_dir)
+    model = ModelManifest.read(model_dir)
+    prepared_dir = model.prepared.folder
+    prepared = PreparedManifest.read(prepared_dir)
     family = load_artifact(model_dir, prepared).family  # fail here, in the driver, in one sentence
     spark = get_spark(cfg.spark, "recsys-score")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))
@@ -217,7 +229,7 @@ def run_score(
     # One pass over the ratings: each user's seen items (every split) and whether any of them
     # is a training row (the model knows the user); kept for the model and popularity paths.
     has_train = "has_train"
-    trained_on = model.get("training", {}).get("trained_on", ["train"])  # a refit: every split
+    trained_on = model.trained_on  # a refit: every split
     seen = (
         ratings.groupBy(S.USER_IDX)
         .agg(
@@ -227,10 +239,10 @@ def run_score(
         .persist()
     )
     modelled = seen.where(F.col(has_train) == 1).select(S.USER_IDX, SEEN)
-    schema = f"{S.USER_IDX} int, {RANK} int, {S.ITEM_IDX} int, {SCORE} float"
+    schema = f"{S.USER_IDX} int, {S.RANK} int, {S.ITEM_IDX} int, {S.SCORE} float"
     scored = modelled.mapInPandas(
         score_partitions(str(model_dir / "arrays.npz"), n, excluded), schema
-    ).withColumn(SOURCE, F.lit("model"))
+    ).withColumn(S.SOURCE, F.lit(S.SOURCE_MODEL))
     cold = seen.where(F.col(has_train) == 0).select(S.USER_IDX, SEEN)
     if cold.limit(1).count():
         # Users with no training rows: the most popular training items they have not seen.
@@ -238,29 +250,28 @@ def run_score(
     table = (
         scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
         .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
-        .withColumn(MODEL_VERSION, F.lit(model["model_version"]))
-        .select(S.USER_ID, RANK, S.ITEM_ID, SCORE, SOURCE, MODEL_VERSION, S.TITLE)
+        .withColumn(S.MODEL_VERSION, F.lit(model.model_version))
+        .select(*S.RECOMMENDATIONS_COLUMNS)
     )
     paths = storage.new_run(cfg.root, "recommendations", ds, run)
     table.repartition(max(1, cfg.spark.shuffle_partitions)).write.parquet(
         str(paths.staging / "table")
     )
     written = spark.read.parquet(str(paths.staging / "table"))
-    by_source = {r[SOURCE]: r["count"] for r in written.groupBy(SOURCE).count().collect()}
-    manifest = {
-        "table": "recommendations",
-        "ds": ds,
-        "run": paths.run,
-        "top_n": n,
-        "model": {"ds": model["ds"], "run": model["run"], "path": str(model_dir)},
-        "model_version": model["model_version"],
-        "prepared": model["prepared"],
-        "rows": int(sum(by_source.values())),
-        "rows_by_source": by_source,
-        "excluded_items": len(excluded),
-        "min_item_ratings": min_item_ratings,
-        "seconds": round(time.time() - started, 1),
-    }
+    by_source = {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
+    manifest = RecommendationsManifest(
+        ds=ds,
+        run=paths.run,
+        top_n=n,
+        model=RunRef.of(model, model_dir),
+        model_version=model.model_version,
+        prepared=model.prepared,
+        rows=int(sum(by_source.values())),
+        rows_by_source=by_source,
+        excluded_items=len(excluded),
+        min_item_ratings=min_item_ratings,
+        seconds=round(time.time() - started, 1),
+    )
     seen.unpersist()
     if similar_items:  # staged before either table is committed
         from recsys.score.similar import VECTORS
@@ -271,35 +282,34 @@ def run_score(
             spark,
             cfg,
             items,
-            prepared["n_items"],
-            model["model_version"],
+            prepared.n_items,
+            model.model_version,
             str(model_dir / "arrays.npz"),
             similar_items,
             excluded,
             sim_paths,
         )
-        sim_manifest = {
-            "table": "similar_items",
-            "ds": ds,
-            "run": sim_paths.run,
-            "top_n": similar_items,
-            "similarity": "cosine",
-            "vectors": VECTORS[family],
-            "model": manifest["model"],
-            "model_version": model["model_version"],
-            "prepared": model["prepared"],
-            "rows": sim_rows,
-            "excluded_items": len(excluded),
-            "min_item_ratings": min_item_ratings,
-            "seconds": round(time.time() - sim_started, 1),
-        }
+        sim_manifest = SimilarItemsManifest(
+            ds=ds,
+            run=sim_paths.run,
+            top_n=similar_items,
+            similarity="cosine",
+            vectors=VECTORS[family],
+            model=manifest.model,
+            model_version=model.model_version,
+            prepared=model.prepared,
+            rows=sim_rows,
+            excluded_items=len(excluded),
+            min_item_ratings=min_item_ratings,
+            seconds=round(time.time() - sim_started, 1),
+        )
     final = storage.commit(paths, manifest, move_table_latest=False)
-    log.info("scored %s -> %s", model["model_version"], final)
+    log.info("scored %s -> %s", model.model_version, final)
     if not similar_items:
         return ScoreResult(final, manifest)
     sim_final = storage.commit(sim_paths, sim_manifest, backwards=cfg.move_latest_backwards)
-    log.info("similar items of %s -> %s", model["model_version"], sim_final)
-    return ScoreResult(final, manifest, ScoreResult(sim_final, sim_manifest))
+    log.info("similar items of %s -> %s", model.model_version, sim_final)
+    return ScoreResult(final, manifest, SimilarResult(sim_final, sim_manifest))
 
 
 def _popular(ratings, cold, n, excluded, trained_on=("train",)):
@@ -316,13 +326,13 @@ def _popular(ratings, cold, n, excluded, trained_on=("train",)):
     pairs = cold.crossJoin(F.broadcast(top)).where(~F.array_contains(SEEN, F.col(S.ITEM_IDX)))
     order = Window.partitionBy(S.USER_IDX).orderBy(F.col("count").desc(), S.ITEM_IDX)
     return (
-        pairs.withColumn(RANK, F.row_number().over(order))
-        .where(F.col(RANK) <= n)
+        pairs.withColumn(S.RANK, F.row_number().over(order))
+        .where(F.col(S.RANK) <= n)
         .select(
             F.col(S.USER_IDX).cast("int"),
-            F.col(RANK).cast("int"),
+            F.col(S.RANK).cast("int"),
             F.col(S.ITEM_IDX).cast("int"),
-            F.col("count").cast("float").alias(SCORE),
-            F.lit("popular").alias(SOURCE),
+            F.col("count").cast("float").alias(S.SCORE),
+            F.lit(S.SOURCE_POPULAR).alias(S.SOURCE),
         )
     )

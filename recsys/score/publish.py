@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from recsys import schema as S
 from recsys import storage
 from recsys.errors import RecsysError
+from recsys.manifests import RecommendationsManifest
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,14 @@ def _frame(folder: Path, columns: list[str]) -> pd.DataFrame:
 
 def validate(run_dir: Path) -> dict[str, int]:
     """Check the table of a committed scoring run; returns counts, raises on the first failure."""
-    manifest = storage.read_manifest(run_dir)
-    n = int(manifest["top_n"])
-    prepared = Path(manifest["prepared"]["path"])
-    table = _frame(run_dir / "table", [S.USER_ID, "rank", S.ITEM_ID, "score"])
+    manifest = RecommendationsManifest.read(run_dir)
+    n = manifest.top_n
+    prepared = manifest.prepared.folder
+    table = _frame(run_dir / "table", [S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE])
     users = _frame(prepared / "users", [S.USER_ID, S.USER_IDX])
     items = _frame(prepared / "items", [S.ITEM_ID, S.ITEM_IDX])
     ratings = _frame(prepared / "ratings", [S.USER_IDX, S.ITEM_IDX])
-    n_items = len(items) - int(manifest.get("excluded_items", 0))
+    n_items = len(items) - manifest.excluded_items
 
     def fail(check: str, bad_users: int, detail: str) -> None:
         raise RecsysError(
@@ -58,11 +59,11 @@ def validate(run_dir: Path) -> dict[str, int]:
     missing = len(users) - table["u"].nunique()
     if missing:
         fail("missing users", missing, "prepared users without a list")
-    table = table.sort_values(["u", "rank"])
+    table = table.sort_values(["u", S.RANK])
     grouped = table.groupby("u", sort=True)
     size = grouped.size()
     position = grouped.cumcount() + 1
-    bad_rank = table.loc[table["rank"].to_numpy() != position.to_numpy(), "u"].nunique()
+    bad_rank = table.loc[table[S.RANK].to_numpy() != position.to_numpy(), "u"].nunique()
     if bad_rank:
         fail("ranks", bad_rank, "ranks are not 1..N")
     seen_count = ratings.groupby(S.USER_IDX).size().reindex(size.index, fill_value=0)
@@ -75,7 +76,7 @@ def validate(run_dir: Path) -> dict[str, int]:
     seen_hit = np.isin(keys, seen_keys)
     if seen_hit.any():
         fail("seen items", table.loc[seen_hit, "u"].nunique(), "items the user already rated")
-    rising = grouped["score"].diff().to_numpy() > 1e-6
+    rising = grouped[S.SCORE].diff().to_numpy() > 1e-6
     if rising.any():
         fail("scores", table.loc[rising, "u"].nunique(), "scores increase with the rank")
     return {"users": int(len(size)), "rows": int(len(table))}
@@ -117,10 +118,10 @@ def publish(
     run_dir = storage.resolve(root, "recommendations", ds, run)
     counts = validate(run_dir)
     check_coverage(run_dir, counts["users"], root, min_share)
-    manifest = storage.read_manifest(run_dir)
-    pointer = {"ds": manifest["ds"], "run": manifest["run"], "path": str(run_dir)}
+    manifest = RecommendationsManifest.read(run_dir)
+    pointer = {"ds": manifest.ds, "run": manifest.run, "path": str(run_dir)}
     moved = storage.advance_latest(
-        run_dir.parent.parent, manifest["ds"], manifest["run"], run_dir, backwards
+        run_dir.parent.parent, manifest.ds, manifest.run, run_dir, backwards
     )
     log.info("published %s (%s)%s", run_dir, counts, "" if moved else ", _LATEST unchanged")
     return {**pointer, **counts, "moved": moved}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import keras
 
+from recsys.manifests import PreparedManifest
+
 
 class RankingValidation(keras.callbacks.Callback):
     """After each epoch, NDCG@k of the model's top-k lists on the validation split.
@@ -17,14 +19,16 @@ class RankingValidation(keras.callbacks.Callback):
     where early stopping and the history find them.
     """
 
-    def __init__(self, prepared: Path, manifest: dict, k: int, max_users: int, seed: int):
+    def __init__(
+        self, prepared: Path, manifest: PreparedManifest, k: int, max_users: int, seed: int
+    ):
         super().__init__()
         from recsys.evaluate.prepared import sample_users
         from recsys.splits import load_split
 
         self.key = f"val_ndcg@{k}"
         self.k = k
-        self.n_users, self.n_items = manifest["n_users"], manifest["n_items"]
+        self.n_users, self.n_items = manifest.n_users, manifest.n_items
         self.train = load_split(prepared, "train")
         self.val = sample_users(load_split(prepared, "val"), max_users, seed)
 

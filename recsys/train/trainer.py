@@ -24,6 +24,7 @@ from recsys import schema as S
 from recsys import storage
 from recsys.config import Config, TrainConfig, resolve_train
 from recsys.errors import RecsysError
+from recsys.manifests import Dims, ModelManifest, PreparedManifest, RunRef
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ LR_REFERENCE_BATCH = 256
 @dataclass(frozen=True)
 class TrainResult:
     path: Path
-    manifest: dict[str, Any]
+    manifest: ModelManifest
 
 
 def auto_global_batch(n_train: int) -> int:
@@ -148,14 +149,14 @@ def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
     return np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
 
 
-def ranking_settings(tcfg: TrainConfig, manifest: dict[str, Any], batch: int) -> dict[str, Any]:
+def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) -> dict[str, Any]:
     """The ranking loss of ``tcfg`` for this data (``recsys.train.ranking.RankingLoss`` fields).
 
     A catalogue no larger than the sampled candidates (``negatives + in_batch_negatives``) is
     scored whole: the full softmax is exact and costs no more.
     """
     negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
-    if negatives + in_batch >= manifest["n_items"]:
+    if negatives + in_batch >= manifest.n_items:
         negatives, in_batch = 0, 0
     return {
         "loss": tcfg.loss,
@@ -163,27 +164,27 @@ def ranking_settings(tcfg: TrainConfig, manifest: dict[str, Any], batch: int) ->
         "in_batch": int(in_batch),
         "min_rating": float(tcfg.min_rating),
         "rating_weights": bool(tcfg.rating_weights),
-        "mean_rating": float(manifest["global_mean"]) or 1.0,
+        "mean_rating": float(manifest.global_mean) or 1.0,
         "seed": int(tcfg.seed),
     }
 
 
 def build_model(
     tcfg: TrainConfig,
-    manifest: dict[str, Any],
+    manifest: PreparedManifest,
     features: np.ndarray | None,
     ranking: dict[str, Any] | None = None,
 ):
     """The Keras model of ``tcfg.model`` sized from the prepared manifest."""
     from recsys.train.models import MODELS
 
-    lo, hi = manifest["rating_scale"]
+    lo, hi = manifest.rating_scale
     kwargs: dict[str, Any] = {
         "dim": tcfg.dim,
         "l2": tcfg.l2,
         "rating_min": lo,
         "rating_max": hi,
-        "global_mean": manifest["global_mean"],
+        "global_mean": manifest.global_mean,
         "item_features": features,
         "init_scale": tcfg.init_scale,
         "seed": tcfg.seed,
@@ -194,7 +195,7 @@ def build_model(
         kwargs.update(sigmoid=tcfg.sigmoid, bias_l2=tcfg.bias_l2)
     if tcfg.model in ("ncf", "neumf"):
         kwargs.update(hidden=tuple(int(h) for h in tcfg.hidden.split(",")), dropout=tcfg.dropout)
-    model = MODELS[tcfg.model](manifest["n_users"], manifest["n_items"], **kwargs)
+    model = MODELS[tcfg.model](manifest.n_users, manifest.n_items, **kwargs)
     model.build()
     return model
 
@@ -215,7 +216,7 @@ def _checkpoint_dir(
 def fit(
     cfg: Config,
     prepared: Path,
-    manifest: dict[str, Any],
+    manifest: PreparedManifest,
     ds: str,
     workdir: Path,
     splits: tuple[str, ...] = ("train",),
@@ -243,9 +244,9 @@ def fit(
     keras.utils.set_random_seed(tcfg.seed)
     strategy = make_strategy()
     replicas = strategy.num_replicas_in_sync
-    n_train = sum(manifest["counts"][s] for s in splits)
-    n_val = manifest["counts"]["val"] if splits == ("train",) else 0
-    trained = [s for s in splits if manifest["counts"][s]]
+    n_train = sum(manifest.count(s) for s in splits)
+    n_val = manifest.count("val") if splits == ("train",) else 0
+    trained = [s for s in splits if manifest.count(s)]
     train_dirs = [split_dir(prepared, s) for s in trained]
     per_replica = tcfg.batch_per_replica or max(1, auto_global_batch(n_train) // replicas)
     global_batch = per_replica * replicas
@@ -278,7 +279,7 @@ def fit(
         )
 
     warm = load_warm_start(cfg.root, tcfg, prepared, manifest, warm_from)
-    features = genre_matrix(prepared / "items", manifest["n_items"]) if tcfg.genres else None
+    features = genre_matrix(prepared / "items", manifest.n_items) if tcfg.genres else None
     ranking = None
     if tcfg.objective == "ranking":
         ranking = ranking_settings(tcfg, manifest, per_replica)
@@ -292,9 +293,7 @@ def fit(
         model.xla = bool(tcfg.jit_compile) and replicas == 1
         warm_stats = warm.apply(model)
         if ranking is not None:
-            model.item_freq = item_frequencies(
-                train_rows[S.ITEM_IDX].to_numpy(), manifest["n_items"]
-            )
+            model.item_freq = item_frequencies(train_rows[S.ITEM_IDX].to_numpy(), manifest.n_items)
         model.compile(
             optimizer=SparseTableOptimizer(
                 table_learning_rate(tcfg.learning_rate, global_batch, tcfg.table_optimizer),
@@ -390,14 +389,14 @@ def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str] | None
     return int(np.argmax(values) if monitor[1] == "max" else np.argmin(values)) + 1
 
 
-def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
+def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
     """The evaluated model's resolved settings, run for its best number of epochs (``full``) or
     for ``refit_epochs`` (``continue``); the refit mode is the command's, not the evaluated
     model's. A refit never looks for last night's model itself: ``full`` re-runs the evaluated
     model's recipe from its start (``run_train``), ``continue`` starts from the evaluated model."""
-    settings = dict(evaluated["train"])
+    settings = dict(evaluated.train)
     mode, epochs = cfg.train.refit_mode, cfg.train.refit_epochs
-    best = max(1, int(evaluated["training"].get("best_epoch") or settings["epochs"]))
+    best = max(1, int(evaluated.best_epoch or settings["epochs"]))
     settings.update(
         warm_start=False,
         refit_mode=mode,
@@ -405,12 +404,6 @@ def refit_config(cfg: Config, evaluated: dict[str, Any]) -> Config:
         epochs=epochs if mode == "continue" else best,
     )
     return replace(cfg, train=TrainConfig(**settings))
-
-
-def _warm_source(evaluated: dict[str, Any]) -> Path | None:
-    """The model the evaluated run started from, or None if it started cold."""
-    source = (evaluated["training"].get("warm_start") or {}).get("from")
-    return Path(source) if source else None
 
 
 def run_train(
@@ -437,20 +430,20 @@ def run_train(
 
     evaluated = None
     if refit_of is not None:
-        evaluated = storage.read_manifest(refit_of)
+        evaluated = ModelManifest.read(refit_of)
         cfg = refit_config(cfg, evaluated)
-        prepared = Path(evaluated["prepared"]["path"])  # retention keeps what a model needs
+        prepared = evaluated.prepared.folder  # retention keeps what a model needs
     check_train_config(cfg.train)
     cfg = replace(cfg, train=resolve_train(cfg.train))
     family = cfg.train.model
     ds = storage.check_ds(ds or storage.today_utc())
     if evaluated is None:
         prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
-    manifest = storage.read_manifest(prepared)
+    manifest = PreparedManifest.read(prepared)
     splits, warm_from = ("train",), None
     if evaluated is not None and cfg.train.refit_mode == "continue":
         splits, warm_from = ("val", "test"), refit_of
-        if not manifest["counts"]["val"] + manifest["counts"]["test"]:
+        if not manifest.count("val") + manifest.count("test"):
             raise RecsysError(
                 f"the prepared run {prepared} has no val or test rows for a continue refit; "
                 "use train.refit_mode=full"
@@ -460,13 +453,13 @@ def run_train(
         # A full refit re-runs the evaluated model's recipe, its start included: a model that
         # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
         # random rows (ml-1m shape: later-rows NDCG@10 0.11 against the evaluated model's 0.23).
-        warm_from = _warm_source(evaluated)
-    if manifest.get("implicit") and cfg.train.objective == "rating":
+        warm_from = evaluated.warm_source
+    if manifest.implicit and cfg.train.objective == "rating":
         raise RecsysError(
             f"the prepared run {prepared} holds implicit events (no rating column), so "
             "--objective rating has nothing to fit; use a log with ratings"
         )
-    if manifest["counts"]["train"] == 0:
+    if manifest.count("train") == 0:
         raise RecsysError(f"the prepared run {prepared} has no train rows")
     paths = storage.new_run(cfg.root, "models", ds, run)
     model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits, warm_from)
@@ -481,42 +474,39 @@ def run_train(
             Scorer(arrays), prepared, k=cfg.train.k, max_users=cfg.train.eval_max_users
         )
     else:  # every held-out row was trained on: the evaluated twin's figures stand for it
-        metrics = {**evaluated["metrics"], "metrics_of": str(refit_of)}
+        metrics = {**evaluated.metrics, "metrics_of": str(refit_of)}
     (paths.staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (paths.staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     from recsys.evaluate.report import write_report
     from recsys.splits import load_split
 
-    test = load_split(prepared, "test") if manifest["counts"]["test"] and not evaluated else None
+    test = load_split(prepared, "test") if manifest.count("test") and not evaluated else None
     ratings = None
-    if test is not None and not manifest.get("implicit") and cfg.train.objective == "rating":
+    if test is not None and not manifest.implicit and cfg.train.objective == "rating":
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
     write_report(paths.staging, metrics, history, cfg.train.k, ratings, f"{family} on {ds}")
-    out = {
-        "table": "models",
-        "ds": ds,
-        "run": paths.run,
-        "model_version": f"{family}-{ds}-{paths.run}",
-        "family": family,
-        "objective": cfg.train.objective,
-        "dims": {"users": manifest["n_users"], "items": manifest["n_items"], "dim": cfg.train.dim},
-        "side_features": int(getattr(model, "n_features", 0)),
-        "rating_range": manifest["rating_scale"],
-        "prepared": {"ds": manifest["ds"], "run": manifest["run"], "path": str(prepared)},
-        "train": asdict(cfg.train),
-        "training": stats,
-        "refit_of": None
-        if evaluated is None
-        else {"ds": evaluated["ds"], "run": evaluated["run"], "path": str(refit_of)},
-        "metrics": metrics,
-        "versions": {
+    out = ModelManifest(
+        ds=ds,
+        run=paths.run,
+        model_version=f"{family}-{ds}-{paths.run}",
+        family=family,
+        objective=cfg.train.objective,
+        dims=Dims(users=manifest.n_users, items=manifest.n_items, dim=cfg.train.dim),
+        side_features=int(getattr(model, "n_features", 0)),
+        rating_range=manifest.rating_scale,
+        prepared=RunRef.of(manifest, prepared),
+        train=asdict(cfg.train),
+        training=stats,
+        refit_of=None if evaluated is None else RunRef.of(evaluated, refit_of),
+        metrics=metrics,
+        versions={
             "recsys": recsys.__version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "numpy": np.__version__,
         },
-    }
+    )
     final = storage.commit(paths, out, backwards=cfg.move_latest_backwards)
-    log.info("trained %s -> %s", out["model_version"], final)
+    log.info("trained %s -> %s", out.model_version, final)
     return TrainResult(final, out)

@@ -32,6 +32,7 @@ from recsys import storage
 from recsys.config import TrainConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.gate import original_ids, published_model
+from recsys.manifests import ModelManifest, PreparedManifest
 from recsys.train.optim import DENSE_NAMES, is_table
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ def find_source(root: str) -> Path | None:
         model_dir = storage.latest(root, "models")
     except RecsysError:
         return None
-    refit_of = storage.read_manifest(model_dir).get("refit_of")
-    return Path(refit_of["path"]) if refit_of else model_dir
+    refit_of = ModelManifest.read(model_dir).refit_of
+    return refit_of.folder if refit_of else model_dir
 
 
 def _genres(prepared: Path) -> list[str]:
@@ -136,23 +137,21 @@ def _rows(new: Path, old: Path, table: str, idx: str, id_col: str) -> np.ndarray
 
 
 def _mismatch(
-    old: dict[str, Any], old_prep: dict[str, Any], tcfg: TrainConfig, manifest: dict[str, Any]
+    old: ModelManifest, old_prep: PreparedManifest, tcfg: TrainConfig, manifest: PreparedManifest
 ) -> str:
     """Why the old model cannot seed tonight's (empty: it can)."""
     for what, have, want in (
-        ("family", old.get("family"), tcfg.model),
-        ("objective", old.get("objective"), tcfg.objective),
-        ("dim", old.get("dims", {}).get("dim"), tcfg.dim),
+        ("family", old.family, tcfg.model),
+        ("objective", old.objective, tcfg.objective),
+        ("dim", old.dims.dim if old.dims else None, tcfg.dim),
     ):
         if have != want:
             return f"it is {what} {have}, tonight trains {what} {want}"
-    if old_prep.get("split") != manifest.get("split"):
+    if old_prep.split != manifest.split:
         # Its train rows could be in tonight's held-out rows: the evaluation would be flattered.
-        return (
-            f"its data was split as {old_prep.get('split')}, tonight's as {manifest.get('split')}"
-        )
-    if old_prep["ds"] > manifest["ds"]:
-        return f"its data (ds {old_prep['ds']}) is newer than tonight's (ds {manifest['ds']})"
+        return f"its data was split as {old_prep.split}, tonight's as {manifest.split}"
+    if old_prep.ds > manifest.ds:
+        return f"its data (ds {old_prep.ds}) is newer than tonight's (ds {manifest.ds})"
     return ""
 
 
@@ -160,7 +159,7 @@ def load_warm_start(
     root: str,
     tcfg: TrainConfig,
     prepared: Path,
-    manifest: dict[str, Any],
+    manifest: PreparedManifest,
     source: Path | None = None,
 ) -> WarmStart:
     """What ``tcfg`` starts from: ``source``, else (``train.warm_start``) ``find_source(root)``.
@@ -176,9 +175,9 @@ def load_warm_start(
         source = source or find_source(root)
         if source is None:
             raise RecsysError(f"no model was published or trained under {root} yet")
-        old = storage.read_manifest(source)
-        old_prepared = Path(old["prepared"]["path"])
-        why = _mismatch(old, storage.read_manifest(old_prepared), tcfg, manifest)
+        old = ModelManifest.read(source)
+        old_prepared = old.prepared.folder
+        why = _mismatch(old, PreparedManifest.read(old_prepared), tcfg, manifest)
         if why:
             raise RecsysError(f"{source} cannot seed tonight's model: {why}")
         weights = _load_weights(source / "model.keras")
@@ -189,7 +188,7 @@ def load_warm_start(
             user_rows=_rows(prepared, old_prepared, "users", S.USER_IDX, S.USER_ID),
             item_rows=_rows(prepared, old_prepared, "items", S.ITEM_IDX, S.ITEM_ID),
             same_genres=_genres(prepared) == _genres(old_prepared),
-            version=old.get("model_version", ""),
+            version=old.model_version,
         )
     except (RecsysError, OSError, KeyError, TypeError, ValueError) as exc:
         why = f"the manifest of {source} has no {exc}" if isinstance(exc, KeyError) else str(exc)

@@ -111,7 +111,10 @@ def _write_model(root, ds, run, prepared, arrays, refit_of=None) -> Path:
 def _publish(root: Path, ds: str, model_dir: Path) -> None:
     """What score + publish leave behind, as far as the gate reads it."""
     paths = storage.new_run(str(root), "recommendations", ds, "pub")
-    final = storage.commit(paths, {"model": {"path": str(model_dir)}}, move_table_latest=True)
+    model = json.loads((model_dir / "manifest.json").read_text())
+    manifest = {"ds": ds, "run": paths.run, "top_n": 10, "model": {"path": str(model_dir)},
+                "model_version": model["model_version"], "prepared": model["prepared"]}  # fmt: skip
+    final = storage.commit(paths, manifest, move_table_latest=True)
     assert storage.latest(str(root), "recommendations") == final
 
 
@@ -141,7 +144,7 @@ def test_a_model_that_beats_popularity_passes_when_nothing_is_published(night):
     model = _write_model(root, "2026-03-02", "m", new, arrays)
     result = run_gate(str(root), model, GateConfig(), k=10)
     assert result.passed, result.reason
-    assert result.manifest["checks"]["published"] == {"skipped": "nothing published yet"}
+    assert result.manifest.checks["published"] == {"skipped": "nothing published yet"}
     decision = storage.read_manifest(result.path)
     assert decision["passed"] is True and decision["model_version"] == "mf-2026-03-02-m"
     assert result.path.parent.parent.name == "gates"
@@ -199,7 +202,7 @@ def test_a_new_model_worse_than_the_published_one_is_refused(night):
         _arrays(_in_index_space(half, pu), _in_index_space(item_f, pi)),
     )  # fmt: skip
     result = run_gate(str(root), worse, GateConfig(tolerance=0.1), k=10)
-    check = result.manifest["checks"]["published"]
+    check = result.manifest.checks["published"]
     assert check["users"] == N_USERS and check["new"] < 0.9 * check["published"]
     assert not result.passed
     assert "below the published model mf-2026-03-01-m" in result.reason
@@ -220,7 +223,7 @@ def test_a_published_refit_is_represented_by_its_evaluated_twin(night):
         _arrays(_in_index_space(user_f, pu), _in_index_space(item_f, pi)),
     )  # fmt: skip
     result = run_gate(str(root), new_model, GateConfig(tolerance=0.0), k=10)
-    assert result.manifest["checks"]["published"]["model"] == str(twin)
+    assert result.manifest.checks["published"]["model"] == str(twin)
     assert result.passed, result.reason
 
 

@@ -61,13 +61,13 @@ def test_layout_manifest_and_pointer(spark, tmp_path, write):
     assert result.path.name.startswith("run=") and result.path.parent.name == "ds=2026-01-02"
     assert (result.path / "manifest.json").is_file()
     assert storage.latest(str(tmp_path / "var"), "prepared") == result.path
-    assert m["rows_read"] == 14 and m["quarantine"]["total"] == 0
-    assert (m["n_users"], m["n_items"]) == (4, 4)
+    assert m.rows_read == 14 and m.quarantine.total == 0
+    assert (m.n_users, m.n_items) == (4, 4)
     # leave-last (1 test, 1 val): users 1-3 give one row to each; user 4 (2 rows) one to test.
-    assert m["counts"] == {"train": 7, "val": 3, "test": 4}
-    assert m["rating_scale"] == [0.5, 5.0]
+    assert m.counts == {"train": 7, "val": 3, "test": 4}
+    assert m.rating_scale == [0.5, 5.0]
     train = read_split(result, "train")
-    assert m["global_mean"] == pytest.approx(train[S.RATING].mean())
+    assert m.global_mean == pytest.approx(train[S.RATING].mean())
     assert dict(train.dtypes) == {
         S.USER_IDX: "int32",
         S.ITEM_IDX: "int32",
@@ -113,13 +113,13 @@ def test_same_input_gives_identical_indices(spark, tmp_path, write):
         a = (first.path / table / "part-00000.parquet").read_bytes()
         b = (second.path / table / "part-00000.parquet").read_bytes()
         assert a == b
-    assert first.manifest["input_fingerprint"] == second.manifest["input_fingerprint"]
+    assert first.manifest.input_fingerprint == second.manifest.input_fingerprint
 
 
 def test_duplicates_keep_latest_and_are_counted(spark, tmp_path, write):
     rows = [*good_rows(), "1,10,5.0,999", "1,10,0.5,3000000"]  # older and newer copies of (1,10)
     result = prepare(tmp_path, ml_folder(write, rows), split="random", test_fraction=0.0)
-    assert result.manifest["duplicates_removed"] == 2
+    assert result.manifest.duplicates_removed == 2
     all_rows = pd.concat([read_split(result, s) for s in S.SPLITS])
     kept = all_rows[(all_rows[S.USER_IDX] == 0) & (all_rows[S.ITEM_IDX] == 0)]
     assert kept[S.RATING].tolist() == [0.5] and kept[S.TS].tolist() == [3_000_000]
@@ -135,10 +135,10 @@ def test_duplicates_keep_earliest_when_configured(spark, tmp_path, write):
 
 def test_k_core_removes_sparse_users_and_items(spark, tmp_path, write):
     result = prepare(tmp_path, ml_folder(write, good_rows()), min_user_ratings=3)
-    assert result.manifest["n_users"] == 3  # user 4 had 2 ratings
-    assert result.manifest["kcore_removed"] == 2
+    assert result.manifest.n_users == 3  # user 4 had 2 ratings
+    assert result.manifest.kcore_removed == 2
     result = prepare(tmp_path, ml_folder(write, good_rows()), min_item_ratings=4)
-    assert result.manifest["n_items"] == 2  # items 20 and 40 had 3
+    assert result.manifest.n_items == 2  # items 20 and 40 had 3
 
 
 def corrupted_copy(write):
@@ -169,7 +169,7 @@ def test_corrupted_copy_quarantines_exactly_the_bad_rows(spark, tmp_path, write)
     result = prepare(tmp_path, folder, max_reject_fraction=0.5)
     q = pq.read_table(result.path / "quarantine").to_pandas()
     assert sorted(zip(q[S.LINE], q[S.REASON], strict=True)) == expected
-    counts = result.manifest["quarantine"]["by_reason"]
+    counts = result.manifest.quarantine.by_reason
     assert counts == {
         S.REASON_FIELDS: 2,
         S.REASON_RATING: 1,
@@ -181,9 +181,9 @@ def test_corrupted_copy_quarantines_exactly_the_bad_rows(spark, tmp_path, write)
         S.REASON_TS: 1,
     }
     m = result.manifest
-    assert m["rows_read"] == len(good_rows()) + 1 + len(expected)
-    assert m["rows_valid"] == len(good_rows()) + 1
-    assert m["titles_redecoded_latin1"] == 1
+    assert m.rows_read == len(good_rows()) + 1 + len(expected)
+    assert m.rows_valid == len(good_rows()) + 1
+    assert m.titles_redecoded_latin1 == 1
     items = pq.read_table(result.path / "items").to_pandas()
     assert "Amélie (2001)" not in items[S.TITLE].tolist()  # item 50 has no ratings
     assert q[S.SOURCE_FILE].str.endswith("ratings.csv").all()
@@ -234,7 +234,7 @@ def test_ml100k_and_ml1m_formats(spark, tmp_path, write):
         b"20|Caf\xe9 (1995)|01-Jan-1995||http://x|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
     )
     result = prepare(tmp_path, tmp_path / "k", split="random")
-    assert result.manifest["format"] == "ml-100k" and result.manifest["rating_scale"] == [1, 5]
+    assert result.manifest.format == "ml-100k" and result.manifest.rating_scale == [1, 5]
     items = pq.read_table(result.path / "items").to_pandas()
     assert items[S.TITLE].tolist() == ["Toy Story (1995)", "Café (1995)"]
     assert list(items[S.GENRES][0]) == ["Animation", "Children's", "Comedy"]
@@ -242,8 +242,8 @@ def test_ml100k_and_ml1m_formats(spark, tmp_path, write):
     write("m/movies.dat", b"10::Toy Story (1995)::Animation|Comedy\n20::Heat (1995)::Action\n")
     # A different input into the same root: the drift guard would refuse it (3 rows -> 1).
     result = prepare(tmp_path, tmp_path / "m", split="random", max_reject_fraction=0.9, min_share=0)
-    assert result.manifest["format"] == "ml-1m"
-    assert result.manifest["quarantine"]["by_reason"] == {S.REASON_RANGE: 1}  # 0.5 is not 1-5
+    assert result.manifest.format == "ml-1m"
+    assert result.manifest.quarantine.by_reason == {S.REASON_RANGE: 1}  # 0.5 is not 1-5
 
 
 def test_given_split_keeps_the_files(spark, tmp_path, write):
@@ -257,8 +257,8 @@ def test_given_split_keeps_the_files(spark, tmp_path, write):
         spark={"master": "local[2]"},
     )
     result = run_prepare(cfg, "2026-01-02")
-    assert result.manifest["counts"] == {"train": 4, "val": 0, "test": 2}
-    assert result.manifest["n_items"] == 3
+    assert result.manifest.counts == {"train": 4, "val": 0, "test": 2}
+    assert result.manifest.n_items == 3
 
 
 def test_generic_csv_with_string_ids_and_implicit_events(spark, tmp_path, write):
@@ -275,9 +275,9 @@ def test_generic_csv_with_string_ids_and_implicit_events(spark, tmp_path, write)
     )
     result = run_prepare(cfg, "2026-01-02")
     m = result.manifest
-    assert m["implicit"] is True and m["format"] == "csv"
-    assert (m["user_id_type"], m["item_id_type"]) == ("string", "string")
-    assert m["quarantine"]["by_reason"] == {S.REASON_ITEM: 1, S.REASON_TS: 1}
+    assert m.implicit is True and m.format == "csv"
+    assert (m.user_id_type, m.item_id_type) == ("string", "string")
+    assert m.quarantine.by_reason == {S.REASON_ITEM: 1, S.REASON_TS: 1}
     users = pq.read_table(result.path / "users").to_pandas()
     assert users[S.USER_ID].tolist() == ["alice", "bob"]
     rows = pd.concat([read_split(result, s) for s in S.SPLITS])
@@ -301,7 +301,7 @@ def test_generic_parquet_with_numeric_ids(spark, tmp_path):
         tmp_path / "pq" / "part-0.parquet",
     )
     result = prepare(tmp_path, tmp_path / "pq", split="random")
-    assert result.manifest["user_id_type"] == "int64" and result.manifest["format"] == "parquet"
+    assert result.manifest.user_id_type == "int64" and result.manifest.format == "parquet"
     assert json.loads((result.path / "manifest.json").read_text())["n_items"] == 2
 
 
@@ -329,5 +329,5 @@ def test_an_input_that_shrank_by_half_is_refused_with_both_figures(spark, tmp_pa
     assert str(first.path) in message and "--min-share 0" in message
     assert storage.latest(str(tmp_path / "var"), "prepared") == first.path  # nothing committed
     assert (
-        prepare(tmp_path, tmp_path / "half", split="random", min_share=0.3).manifest["n_users"] == 4
+        prepare(tmp_path, tmp_path / "half", split="random", min_share=0.3).manifest.n_users == 4
     )  # 16 >= 30% of 40: a shrink the user allowed

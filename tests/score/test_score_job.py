@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from recsys import schema as S  # noqa: E402
 from recsys import storage  # noqa: E402
 from recsys.artifact import Scorer  # noqa: E402
 from recsys.errors import RecsysError  # noqa: E402
+from recsys.manifests import PreparedManifest  # noqa: E402
 
 TOP = 5
 
@@ -75,7 +77,7 @@ def test_cold_user_gets_the_popularity_list(scored):
     items = pq.read_table(prepared / "items").to_pandas().set_index(S.ITEM_IDX)[S.ITEM_ID]
     assert cold[S.ITEM_ID].tolist() == [items[i] for i in order]
     n_model_users = table.loc[table["source"] == "model", S.USER_ID].nunique()
-    assert result.manifest["rows_by_source"] == {"model": TOP * n_model_users, "popular": TOP}
+    assert result.manifest.rows_by_source == {"model": TOP * n_model_users, "popular": TOP}
 
 
 def test_table_is_committed_but_not_published(scored):
@@ -91,13 +93,13 @@ def test_bad_artifacts_are_one_sentence(scored, tmp_path):
     from recsys.score.job import load_artifact
 
     cfg, model_dir, _, _ = scored
-    prepared = storage.read_manifest(storage.resolve(cfg.root, "prepared"))
+    prepared = PreparedManifest.read(storage.resolve(cfg.root, "prepared"))
     with pytest.raises(RecsysError, match="arrays.npz is missing"):
         load_artifact(tmp_path, prepared)
     (tmp_path / "arrays.npz").write_bytes(b"not a zip")
     with pytest.raises(RecsysError, match="is not a readable model artifact"):
         load_artifact(tmp_path, prepared)
-    other = {**prepared, "n_items": prepared["n_items"] + 1}
+    other = replace(prepared, n_items=prepared.n_items + 1)
     with pytest.raises(RecsysError, match="scores .* items but the prepared run has"):
         load_artifact(model_dir, other)
 

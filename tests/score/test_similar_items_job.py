@@ -111,9 +111,7 @@ def test_titles_follow_their_ids(similar):
 def test_committed_under_the_recommendations_run_and_latest_moved(similar):
     cfg, result, table, _, _ = similar
     sim = result.similar
-    assert (
-        sim.path.parent.name == "ds=2026-04-02" and sim.path.name == f"run={result.manifest['run']}"
-    )
+    assert sim.path.parent.name == "ds=2026-04-02" and sim.path.name == f"run={result.manifest.run}"
     assert storage.latest(cfg.root, "similar_items") == sim.path
     m = storage.read_manifest(sim.path)
     assert m["rows"] == len(table) == (N_ITEMS - 1) * NEIGHBOURS

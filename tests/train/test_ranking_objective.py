@@ -139,16 +139,16 @@ def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negati
     )
     result = run_train(cfg, "2026-02-02")
     m = result.manifest
-    assert m["objective"] == "ranking" and m["train"]["l2"] is not None
-    assert m["training"]["ranking_loss"]["negatives"] == negatives
-    test, base = m["metrics"]["test"], m["metrics"]["baselines"]
+    assert m.objective == "ranking" and m.train["l2"] is not None
+    assert m.training["ranking_loss"]["negatives"] == negatives
+    test, base = m.metrics["test"], m.metrics["baselines"]
     assert "rmse" not in test  # a ranking model's score is not a rating
     popular, rating = base["most_popular"], base["biased_baseline"]
     assert test["ndcg@10"] > 1.1 * popular["ndcg@10"], (test, popular)
     assert test["recall@10"] > popular["recall@10"] and test["map@10"] > popular["map@10"]
     assert test["ndcg@10"] > 2 * rating["ndcg@10"]
     history = json.loads((result.path / "history.json").read_text())
-    assert len(history["val_ndcg@10"]) == m["training"]["epochs_run"]
+    assert len(history["val_ndcg@10"]) == m.training["epochs_run"]
     assert "best validation NDCG@10" in (result.path / "report.md").read_text()
 
 

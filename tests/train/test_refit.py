@@ -25,8 +25,8 @@ def trained(spark, tmp_path_factory, synthetic_run):
 def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     root, evaluated = trained
     ev = evaluated.manifest
-    assert 1 <= ev["training"]["best_epoch"] <= ev["training"]["epochs_run"] <= 4
-    assert ev["training"]["trained_on"] == ["train"] and ev["refit_of"] is None
+    assert 1 <= ev.training["best_epoch"] <= ev.training["epochs_run"] <= 4
+    assert ev.training["trained_on"] == ["train"] and ev.refit_of is None
     code = main(
         ["train", "--root", root, "--ds", "2026-04-01", "--run", "refit", "--refit",
          "--refit-ds", "2026-04-01", "--refit-run", "evaluated"]
@@ -38,16 +38,16 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     assert m["refit_of"]["path"] == str(evaluated.path)
     assert m["training"]["trained_on"] == ["train", "val", "test"]
     # Same settings, run for the evaluated model's best number of epochs, no early stopping.
-    same = {**ev["train"], "epochs": ev["training"]["best_epoch"]}
+    same = {**ev.train, "epochs": ev.training["best_epoch"]}
     assert json.dumps(m["train"], sort_keys=True) == json.dumps(same, sort_keys=True)  # NaN
-    assert m["training"]["epochs_run"] == ev["training"]["best_epoch"]
+    assert m["training"]["epochs_run"] == ev.training["best_epoch"]
     # Every row trained on: more steps per epoch than the evaluated model's train split gave.
-    prepared = storage.read_manifest(ev["prepared"]["path"])
+    prepared = storage.read_manifest(ev.prepared.path)
     rows = sum(prepared["counts"].values())
     assert m["training"]["steps_per_epoch"] == rows // m["training"]["global_batch"]
-    assert m["training"]["steps_per_epoch"] > ev["training"]["steps_per_epoch"]
+    assert m["training"]["steps_per_epoch"] > ev.training["steps_per_epoch"]
     # Its held-out figures are the evaluated twin's (the test rows are in its training data).
-    assert m["metrics"]["test"] == ev["metrics"]["test"]
+    assert m["metrics"]["test"] == ev.metrics["test"]
     assert m["metrics"]["metrics_of"] == str(evaluated.path)
     assert json.loads((folder / "metrics.json").read_text())["metrics_of"] == str(evaluated.path)
     refit_scores = Scorer.load(folder / "arrays.npz").rank_scores(np.arange(5))

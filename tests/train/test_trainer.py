@@ -38,11 +38,11 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     result = run_train(cfg, "2026-01-03")
     m = result.manifest
     assert storage.latest(prepared_root, "models") == result.path
-    assert m["model_version"] == f"{model}-2026-01-03-{result.path.name[4:]}"
-    assert m["family"] == model and m["objective"] == objective
-    assert m["prepared"]["ds"] == "2026-01-02"
-    assert m["side_features"] > 0  # the synthetic set has genres
-    assert {"tensorflow", "keras", "numpy"} <= set(m["versions"])
+    assert m.model_version == f"{model}-2026-01-03-{result.path.name[4:]}"
+    assert m.family == model and m.objective == objective
+    assert m.prepared.ds == "2026-01-02"
+    assert m.side_features > 0  # the synthetic set has genres
+    assert {"tensorflow", "keras", "numpy"} <= set(m.versions)
     metrics = json.loads((result.path / "metrics.json").read_text())
     assert {"ndcg@10", "map@10", "coverage@10", "novelty@10"} <= set(metrics["test"])
     assert {"global_mean", "biased_baseline", "most_popular"} <= set(metrics["baselines"])
@@ -52,7 +52,7 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     else:
         assert "rmse" not in metrics["test"]
         # 150 items, fewer than the 512 sampled candidates: the softmax runs over all of them.
-        assert m["training"]["ranking_loss"]["negatives"] == 0
+        assert m.training["ranking_loss"]["negatives"] == 0
     for name in ("report.md", "report.png", "history.json", "arrays.npz"):
         assert (result.path / name).is_file()
     assert any((result.path / "tensorboard").rglob("*tfevents*"))
@@ -102,7 +102,7 @@ def test_killed_run_resumes(prepared_root, monkeypatch):
         trainer.run_train(cfg, "2026-01-05")
     result = trainer.run_train(cfg, "2026-01-05")
     # Only the 3 remaining epochs ran in the second process.
-    assert result.manifest["training"]["epochs_run"] == 3
+    assert result.manifest.training["epochs_run"] == 3
     assert not any(
         (storage.resolve(prepared_root, "models").parent.parent / "_checkpoints").rglob(
             "*.weights.h5"
@@ -145,7 +145,7 @@ def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
     code = main(["evaluate", "--root", prepared_root, "--set", "train.eval_max_users=0"])
     out = capsys.readouterr().out
     assert code == 0
-    assert result.manifest["model_version"] in out.replace("\n", "")
+    assert result.manifest.model_version in out.replace("\n", "")
     assert "ndcg@10" in out and "most popular" in out
-    rmse = f"{result.manifest['metrics']['test']['rmse']:.4f}"
+    rmse = f"{result.manifest.metrics['test']['rmse']:.4f}"
     assert rmse in out  # re-evaluation gives the training run's own figure

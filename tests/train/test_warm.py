@@ -23,6 +23,7 @@ from recsys import schema as S
 from recsys import storage
 from recsys.config import TrainConfig, load_config, resolve_train
 from recsys.errors import RecsysError
+from recsys.manifests import ModelManifest, PreparedManifest, RecommendationsManifest, RunRef
 
 pytest.importorskip("tensorflow")
 
@@ -118,8 +119,8 @@ def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
 
     root, night1, night2, models = nights
     cfg = tcfg(model=family, warm_start=True)
-    manifest = storage.read_manifest(night2)
-    features = genre_matrix(night2 / "items", manifest["n_items"])
+    manifest = PreparedManifest.read(night2)
+    features = genre_matrix(night2 / "items", manifest.n_items)
     ranking = ranking_settings(cfg, manifest, 256)
     start = load_warm_start(root, cfg, night2, manifest, models[family])
     model = build_model(cfg, manifest, features, ranking)
@@ -201,7 +202,7 @@ def test_a_source_that_will_not_do_gives_one_line_and_a_cold_start(
     monkeypatch.setattr(warm, "find_source", lambda _root: found)
     cfg = tcfg(warm_start=True, **{"model": "biased-mf", **train})
     with caplog.at_level(logging.INFO, logger="recsys.train.warm"):
-        start = warm.load_warm_start(root, cfg, night2, storage.read_manifest(night2))
+        start = warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2))
     assert start.weights is None and why in start.reason
     said = [r.getMessage() for r in caplog.records if r.name.startswith("recsys")]
     assert said == [f"cold start: {start.reason}"]
@@ -209,7 +210,7 @@ def test_a_source_that_will_not_do_gives_one_line_and_a_cold_start(
     # An explicit source (a continue refit) must not start cold.
     if found is not None:
         with pytest.raises(RecsysError, match="cannot start from"):
-            warm.load_warm_start(root, cfg, night2, storage.read_manifest(night2), found)
+            warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2), found)
 
 
 def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
@@ -221,8 +222,8 @@ def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
     monkeypatch.setattr(warm, "find_source", lambda _root: models["biased-mf"])
     other = tmp_path / "prepared"
     shutil.copytree(night2, other)
-    manifest = {**storage.read_manifest(night2), "split": {"kind": "random"}}
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    manifest = replace(PreparedManifest.read(night2), split={"kind": "random"})
+    (other / "manifest.json").write_text(manifest.to_json())
     start = load_warm_start(root, tcfg(), other, manifest, None)
     assert start.reason == "train.warm_start is off"
     start = load_warm_start(root, tcfg(warm_start=True), other, manifest, None)
@@ -232,7 +233,16 @@ def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
 def _publish(root, ds, run, model_dir):
     """A recommendations run naming ``model_dir``, as publish leaves it (whatever its ds)."""
     paths = storage.new_run(root, "recommendations", ds, run)
-    return storage.commit(paths, {"model": {"path": str(model_dir)}}, backwards=True)
+    model = json.loads((model_dir / "manifest.json").read_text())
+    manifest = RecommendationsManifest(
+        ds=ds,
+        run=paths.run,
+        top_n=10,
+        model=RunRef(path=str(model_dir)),
+        model_version=model.get("model_version", "broken"),
+        prepared=RunRef(**model.get("prepared", {"path": "/nowhere"})),
+    )
+    return storage.commit(paths, manifest, backwards=True)
 
 
 def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
@@ -243,23 +253,23 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
     cfg = load_config(root=root, train={**TRAIN, "warm_start": True, "epochs": 1})
     result = run_train(cfg, NIGHT2, "warm", NIGHT2, "night2")
     m = result.manifest
-    assert m["prepared"]["run"] == "night2"
-    record = m["training"]["warm_start"]
+    assert m.prepared.run == "night2"
+    record = m.training["warm_start"]
     assert record["from"] == str(models["biased-mf"]) and record["users"] == 96
     assert {"user_emb#0", "item_emb#0", "item_bias#0", "side_emb#0"} <= set(record["copied"])
 
     # Its full refit re-runs the recipe from the same start, not from random rows.
     refit = run_train(load_config(root=root), NIGHT2, "warm-refit", refit_of=result.path).manifest
-    assert refit["training"]["warm_start"]["from"] == str(models["biased-mf"])
-    assert refit["training"]["trained_on"] == ["train", "val", "test"]
-    assert refit["train"]["epochs"] == m["training"]["best_epoch"]
+    assert refit.training["warm_start"]["from"] == str(models["biased-mf"])
+    assert refit.training["trained_on"] == ["train", "val", "test"]
+    assert refit.train["epochs"] == m.training["best_epoch"]
 
     # The night does not fail when the published model is broken: it trains cold.
     broken = _corrupt(models, tmp_path)
     _publish(root, NIGHT2, "broken", broken)
     m = run_train(cfg, NIGHT2, "cold", NIGHT2, "night2").manifest
-    assert m["training"]["warm_start"]["from"] is None
-    assert "unreadable" in m["training"]["warm_start"]["reason"]
+    assert m.training["warm_start"]["from"] is None
+    assert "unreadable" in m.training["warm_start"]["reason"]
 
 
 def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(nights):
@@ -270,20 +280,20 @@ def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(night
     evaluated = models["biased-mf"]
     cfg = load_config(root=root, train={"refit_mode": "continue", "refit_epochs": 1})
     m = run_train(cfg, NIGHT1, "continued", refit_of=evaluated).manifest
-    counts = storage.read_manifest(night1)["counts"]
-    t = m["training"]
+    counts = PreparedManifest.read(night1).counts
+    t = m.training
     assert t["continued_on"] == ["val", "test"] and t["trained_on"] == ["train", "val", "test"]
-    assert t["epochs_run"] == 1 and m["train"]["epochs"] == 1
+    assert t["epochs_run"] == 1 and m.train["epochs"] == 1
     assert t["steps_per_epoch"] == max(1, (counts["val"] + counts["test"]) // t["global_batch"])
     assert t["warm_start"]["from"] == str(evaluated)
     assert t["warm_start"]["users"] == 100 and t["warm_start"]["items"] == 70  # same indices
-    assert m["refit_of"]["path"] == str(evaluated) and not m["train"]["warm_start"]
+    assert m.refit_of.path == str(evaluated) and not m.train["warm_start"]
     # One epoch over a few hundred rows moves the factors a little from the evaluated model's,
     # far less than training moved the evaluated model from its random start (a continue refit
     # that started cold would be about that far from it).
     refit = np.load(storage.resolve(root, "models", NIGHT1, "continued") / "arrays.npz")
     twin = np.load(evaluated / "arrays.npz")["user_factors"]
-    manifest = storage.read_manifest(night1)
+    manifest = PreparedManifest.read(night1)
     init = np.array(build_model(tcfg(), manifest, None).user_emb)
     step, trained = (np.abs(refit["user_factors"] - twin).mean(), np.abs(twin - init).mean())
     assert 0 < step < 0.5 * trained
@@ -296,7 +306,14 @@ def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(night
 def test_refit_config_takes_the_mode_from_the_command_and_never_warm_starts():
     from recsys.train.trainer import check_train_config, refit_config
 
-    evaluated = {"train": vars(tcfg(warm_start=True, epochs=30)), "training": {"best_epoch": 7}}
+    evaluated = ModelManifest(
+        ds="2026-01-01",
+        run="r",
+        model_version="biased-mf-2026-01-01-r",
+        prepared=RunRef(path="/nowhere"),
+        train=vars(tcfg(warm_start=True, epochs=30)),
+        training={"best_epoch": 7},
+    )
     full = refit_config(load_config(), evaluated).train
     assert (full.epochs, full.refit_mode, full.warm_start) == (7, "full", False)
     cfg = load_config(train={"refit_mode": "continue", "refit_epochs": 3})
