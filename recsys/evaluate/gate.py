@@ -148,6 +148,83 @@ def compare_with(
     }
 
 
+def gateable(model_dir: Path, k: int) -> tuple[ModelManifest, float]:
+    """The evaluated model and its test NDCG@k, or one sentence saying why it cannot be judged."""
+    model = ModelManifest.read(model_dir)
+    if model.refit_of:
+        raise RecsysError(
+            f"{model_dir} is a refit (trained on the test rows too); gate the model it refits, "
+            f"{model.refit_of.path}"
+        )
+    ndcg = model.test_metric(f"ndcg@{k}")
+    if ndcg is None:
+        raise RecsysError(
+            f"{model_dir} has no test ndcg@{k} to judge (empty test split, or k differs from the "
+            "training run's train.k); prepare with a split that holds rows out"
+        )
+    return model, ndcg
+
+
+Check = tuple[dict[str, Any], str | None]  # (the figures, the failure in one sentence or None)
+
+
+def check_popularity(model: ModelManifest, ndcg: float, k: int, gate: GateConfig) -> Check:
+    """The model against ``(1 + min_lift)`` x the most-popular list, on the same test rows."""
+    key = f"ndcg@{k}"
+    popular = model.baseline_metric("most_popular", key)
+    need = popular * (1.0 + gate.min_lift)
+    check = {"model": ndcg, "popular": popular, "required": need}
+    if ndcg >= need:
+        return check, None
+    return check, (
+        f"test {key} {ndcg:.4f} is below the popularity list's {popular:.4f}"
+        + (f" x (1 + min_lift {gate.min_lift:g}) = {need:.4f}" if gate.min_lift else "")
+    )
+
+
+def check_published(
+    root: str, model_dir: Path, model: ModelManifest, k: int, gate: GateConfig
+) -> Check:
+    """The model against ``(1 - tolerance)`` x the published model, re-evaluated on today's test
+    users it knows; skipped when nothing (or this model) is published, or it is unreadable."""
+    reference = published_model(root)
+    if reference is None:
+        return {"skipped": "nothing published yet"}, None
+    ref_dir, ref = reference
+    if ref_dir.resolve() == Path(model_dir).resolve():
+        return {"skipped": "this model is the published one"}, None
+    try:
+        old = Scorer.load(ref_dir / "arrays.npz")
+        old_prepared = ref.prepared.folder
+        PreparedManifest.read(old_prepared)
+    except (OSError, ValueError, RecsysError) as exc:
+        log.warning("gate: the published model is unreadable (%s); skipped", exc)
+        return {"skipped": f"published model unreadable: {exc}"}, None
+    new = Scorer.load(Path(model_dir) / "arrays.npz")
+    got = compare_with(new, model.prepared.folder, old, old_prepared, k, gate.max_users)
+    got.update(model=str(ref_dir), model_version=ref.model_version)
+    if got["users"] == 0:
+        got["skipped"] = "no test user is known to the published model"
+        return got, None
+    floor = got["published"] * (1.0 - gate.tolerance)
+    got["required"] = floor
+    if got["new"] >= floor:
+        return got, None
+    return got, (
+        f"on {got['users']:,} test users known to both, ndcg@{k} {got['new']:.4f} is below "
+        f"the published model {ref.model_version}'s {got['published']:.4f} x (1 - tolerance "
+        f"{gate.tolerance:g}) = {floor:.4f}"
+    )
+
+
+def decision(checks: dict[str, Any], failures: list[str]) -> str:
+    """The reason in one line: every failure, or which checks passed and which were skipped."""
+    if failures:
+        return "; ".join(failures)
+    done = (f"{name} ({'skipped' if 'skipped' in c else 'ok'})" for name, c in checks.items())
+    return "passed: " + ", ".join(done)
+
+
 def run_gate(
     root: str,
     model_dir: Path,
@@ -157,76 +234,16 @@ def run_gate(
     run: str | None = None,
 ) -> GateResult:
     """Judge the evaluated model in ``model_dir``; commit the decision under ``gates/``."""
-    model = ModelManifest.read(model_dir)
-    if model.refit_of:
-        raise RecsysError(
-            f"{model_dir} is a refit (trained on the test rows too); gate the model it refits, "
-            f"{model.refit_of.path}"
-        )
-    key = f"ndcg@{k}"
-    ndcg = model.test_metric(key)
-    if ndcg is None:
-        raise RecsysError(
-            f"{model_dir} has no test {key} to judge (empty test split, or k differs from the "
-            "training run's train.k); prepare with a split that holds rows out"
-        )
+    model, ndcg = gateable(model_dir, k)
     checks: dict[str, Any] = {}
     failures: list[str] = []
-    popular = model.baseline_metric("most_popular", key)
-    need = popular * (1.0 + gate.min_lift)
-    checks["popularity"] = {"model": ndcg, "popular": popular, "required": need}
-    if not ndcg >= need:
-        failures.append(
-            f"test {key} {ndcg:.4f} is below the popularity list's {popular:.4f}"
-            + (f" x (1 + min_lift {gate.min_lift:g}) = {need:.4f}" if gate.min_lift else "")
-        )
-    reference = published_model(root)
-    if reference is None:
-        checks["published"] = {"skipped": "nothing published yet"}
-    else:
-        ref_dir, ref = reference
-        if ref_dir.resolve() == Path(model_dir).resolve():
-            checks["published"] = {"skipped": "this model is the published one"}
-        else:
-            try:
-                old = Scorer.load(ref_dir / "arrays.npz")
-                old_prepared = ref.prepared.folder
-                PreparedManifest.read(old_prepared)
-            except (OSError, ValueError, RecsysError) as exc:
-                log.warning("gate: the published model is unreadable (%s); skipped", exc)
-                checks["published"] = {"skipped": f"published model unreadable: {exc}"}
-            else:
-                got = compare_with(
-                    Scorer.load(Path(model_dir) / "arrays.npz"),
-                    model.prepared.folder,
-                    old,
-                    old_prepared,
-                    k,
-                    gate.max_users,
-                )
-                got.update(model=str(ref_dir), model_version=ref.model_version)
-                checks["published"] = got
-                if got["users"] == 0:
-                    got["skipped"] = "no test user is known to the published model"
-                else:
-                    floor = got["published"] * (1.0 - gate.tolerance)
-                    got["required"] = floor
-                    if not got["new"] >= floor:
-                        failures.append(
-                            f"on {got['users']:,} test users known to both, {key} "
-                            f"{got['new']:.4f} is below the published model "
-                            f"{ref.model_version}'s {got['published']:.4f} x (1 - tolerance "
-                            f"{gate.tolerance:g}) = {floor:.4f}"
-                        )
-    passed = not failures
-    reason = (
-        "; ".join(failures)
-        if failures
-        else "passed: "
-        + ", ".join(
-            f"{name} ({'skipped' if 'skipped' in c else 'ok'})" for name, c in checks.items()
-        )
-    )
+    for name, (check, failure) in (
+        ("popularity", check_popularity(model, ndcg, k, gate)),
+        ("published", check_published(root, model_dir, model, k, gate)),
+    ):
+        checks[name] = check
+        failures += [failure] if failure else []
+    passed, reason = not failures, decision(checks, failures)
     ds = storage.check_ds(ds or model.ds)
     paths = storage.new_run(root, "gates", ds, run)
     manifest = GateManifest(

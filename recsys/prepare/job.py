@@ -145,14 +145,22 @@ def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
             )
 
 
-def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> PrepareResult:
-    """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+@dataclass(frozen=True)
+class Rejects:
+    """Pass 1 over the input: rows read, rows valid, rejected rows by reason."""
 
-    started = time.time()
-    ds = storage.check_ds(ds or storage.today_utc())
-    pcfg = cfg.prepare
+    rows: int
+    valid: int
+    by_reason: dict[str, int]
+    extra_headers: int  # header lines inside the data (a concatenated export)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+
+def locate_inputs(cfg: Config) -> tuple[Located, Located | None]:
+    """The ratings input (and the given test file), headers checked, before Spark starts."""
     located = locate(cfg.source.input, cfg.source.format)
     test_located = (
         locate(cfg.source.test_input, located.spec.name) if cfg.source.test_input else None
@@ -160,51 +168,62 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     for loc in (located, test_located):
         if loc is not None:
             check_header(loc)
-    if pcfg.dedupe not in clean.DEDUPE_POLICIES:
+    if cfg.prepare.dedupe not in clean.DEDUPE_POLICIES:
         raise RecsysError(f"prepare.dedupe must be one of {clean.DEDUPE_POLICIES}")
+    return located, test_located
 
-    spark = get_spark(cfg.spark, "recsys-prepare")
-    raw, keys = _load(spark, cfg, located, test_located)
-    lo, hi = _rating_range(located.spec, cfg, raw.implicit)
+
+def validated(raw: read.RawInput, lo: float, hi: float, located: Located, keys: tuple):
+    """Every row with its reject reason (None: valid), cached for the passes that follow."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     checked = parse.validate(
         raw.rows, rating_min=lo, rating_max=hi, numeric_ids=located.spec.numeric_ids, keep=keys
     )
     # Keep the raw line only for rejected rows: the cache stays small on a 25M-row input.
-    checked = checked.withColumn(
-        S.LINE, F.when(F.col(S.REASON).isNotNull(), F.col(S.LINE))
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    return checked.withColumn(S.LINE, F.when(F.col(S.REASON).isNotNull(), F.col(S.LINE))).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
 
-    # Pass 1 over the input: counts per reason (header lines included, marked).
-    paths = storage.new_run(cfg.root, "prepared", ds, run)
+
+def count_rejects(checked, located: Located, has_test: bool) -> Rejects:
+    """Rows per reject reason (header lines are marked, and one per file is expected)."""
     reasons = {r[S.REASON]: r["count"] for r in checked.groupBy(S.REASON).count().collect()}
     n_valid = reasons.pop(None, 0)
     headers = reasons.pop(parse.HEADER_MARK, 0)
-    extra_headers = max(headers - (2 if test_located else 1), 0)
+    extra_headers = max(headers - (2 if has_test else 1), 0)
     if extra_headers:
         reasons[S.REASON_HEADER] = extra_headers
     n_rows = n_valid + sum(reasons.values())
     if n_rows == 0:
         raise RecsysError(f"input {located.ratings} has no rating rows")
-    items_read = read_items(located.items, located.spec)
-    _write_quarantine(
-        spark, checked, located, extra_headers, items_read, paths.staging / "quarantine"
-    )
-    rejected = sum(reasons.values())
-    share = rejected / n_rows
-    if reasons:
-        log.warning("quarantined %d of %d rows: %s", rejected, n_rows, reasons)
-    if share > pcfg.max_reject_fraction:
-        checked.unpersist()
-        detail = ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
+    return Rejects(n_rows, n_valid, reasons, extra_headers)
+
+
+def check_rejects(rejects: Rejects, located: Located, max_share: float, quarantine: Path) -> None:
+    """Refuse an input with more rejected rows than ``max_share``, or none valid."""
+    share = rejects.total / rejects.rows
+    if rejects.by_reason:
+        log.warning("quarantined %d of %d rows: %s", rejects.total, rejects.rows, rejects.by_reason)
+    if share > max_share:
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(rejects.by_reason.items()))
         raise RecsysError(
-            f"{rejected} of {n_rows} rows ({share:.2%}) of {located.ratings} were rejected "
-            f"({detail}), above prepare.max_reject_fraction={pcfg.max_reject_fraction:.2%}; "
-            f"see the quarantine in {paths.staging / 'quarantine'}"
+            f"{rejects.total} of {rejects.rows} rows ({share:.2%}) of {located.ratings} were "
+            f"rejected ({detail}), above prepare.max_reject_fraction={max_share:.2%}; "
+            f"see the quarantine in {quarantine}"
         )
-    if n_valid == 0:
+    if rejects.valid == 0:
         raise RecsysError(f"input {located.ratings} has no valid rating rows")
 
-    # One shuffle, by user: dedupe (user, item) and the leave-last window both reuse it.
+
+def cleaned(checked, cfg: Config, keys: tuple):
+    """The valid rows, one per (user, item), k-core filtered and cached; and the rows k-core
+    removed. One shuffle, by user: dedupe and the leave-last window both reuse it."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    pcfg = cfg.prepare
     good = (
         checked.where(F.col(S.REASON).isNull())
         .select(S.USER_ID, S.ITEM_ID, S.RATING, S.TS, *keys)
@@ -212,7 +231,12 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     )
     deduped = clean.dedupe(good, pcfg.dedupe, keys)
     deduped, kcore_removed = clean.k_core(deduped, pcfg.min_user_ratings, pcfg.min_item_ratings)
-    deduped = deduped.persist(StorageLevel.MEMORY_AND_DISK)
+    return deduped.persist(StorageLevel.MEMORY_AND_DISK), kcore_removed
+
+
+def user_and_item_counts(deduped) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows per user; rows and mean rating per item (driver-side, one row per id)."""
+    from pyspark.sql import functions as F
 
     user_stats = deduped.groupBy(S.USER_ID).agg(F.count(F.lit(1)).alias(S.N_RATINGS)).toPandas()
     item_stats = (
@@ -220,36 +244,39 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         .agg(F.count(F.lit(1)).alias(S.N_RATINGS), F.avg(S.RATING).alias(S.MEAN_RATING))
         .toPandas()
     )
-    checked.unpersist()
-    n_kept = int(user_stats[S.N_RATINGS].sum())
-    n_duplicates = n_valid - n_kept - kcore_removed
-    if n_kept == 0:
+    if user_stats.empty:
         raise RecsysError(
             "no rows are left after k-core filtering; lower prepare.min_user_ratings / "
             "prepare.min_item_ratings"
         )
-    check_drift(
-        cfg.root, located.ratings, pcfg.min_share,
-        rows=n_kept, users=len(user_stats), items=len(item_stats),
-    )  # fmt: skip
+    return user_stats, item_stats
 
+
+def write_indices(user_stats, item_stats, items_read, staging: Path):
+    """The users and items tables (contiguous indices in id order), written to ``staging``."""
     users = index.build_index(user_stats[S.USER_ID], S.USER_ID, S.USER_IDX)
     items = index.build_index(item_stats[S.ITEM_ID], S.ITEM_ID, S.ITEM_IDX)
     user_stats = user_stats.rename(columns={S.USER_ID: index.JOIN_KEY})
     item_stats = item_stats.rename(columns={S.ITEM_ID: index.JOIN_KEY})
     user_table = users.merge(user_stats, on=index.JOIN_KEY)[list(S.USERS_COLUMNS)]
     item_table = index.item_table(items, item_stats, items_read.items)
+    _write_small(user_table, staging / "users")
+    _write_small(item_table, staging / "items")
+    return user_table, item_table
+
+
+def write_ratings(spark, deduped, cfg: Config, keys: tuple, staging: Path) -> Path:
+    """The rows by index, split, partitioned by split under ``staging/ratings``."""
+    from pyspark.sql import functions as F
 
     # The id -> idx maps join as broadcasts; reading them back from the Parquet just written keeps
     # the driver from shipping them inside task closures.
-    _write_small(user_table, paths.staging / "users")
-    _write_small(item_table, paths.staging / "items")
     indexed = deduped
     for id_col, idx_col, table in (
         (S.USER_ID, S.USER_IDX, "users"),
         (S.ITEM_ID, S.ITEM_IDX, "items"),
     ):
-        mapping = spark.read.parquet(str(paths.staging / table)).select(id_col, idx_col)
+        mapping = spark.read.parquet(str(staging / table)).select(id_col, idx_col)
         if dict(deduped.dtypes)[id_col] != dict(mapping.dtypes)[id_col]:
             mapping = mapping.withColumn(id_col, F.col(id_col).cast("string"))
         indexed = indexed.join(F.broadcast(mapping), id_col)
@@ -261,37 +288,82 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         F.col(S.TS).cast("long"),
         *keys,
     )
-    with_split = split.assign_split(indexed, pcfg, user_col=S.USER_ID)
-    ratings_dir = paths.staging / "ratings"
+    with_split = split.assign_split(indexed, cfg.prepare, user_col=S.USER_ID)
+    ratings_dir = staging / "ratings"
     with_split.select(*S.RATINGS_ARROW.names, S.SPLIT).write.partitionBy(S.SPLIT).parquet(
         str(ratings_dir)
     )
-    deduped.unpersist()
-    stats = _split_stats(ratings_dir)
+    return ratings_dir
 
+
+def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> PrepareResult:
+    """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
+    started = time.time()
+    ds = storage.check_ds(ds or storage.today_utc())
+    located, test_located = locate_inputs(cfg)
+    spark = get_spark(cfg.spark, "recsys-prepare")
+    raw, keys = _load(spark, cfg, located, test_located)
+    lo, hi = _rating_range(located.spec, cfg, raw.implicit)
+    checked = validated(raw, lo, hi, located, keys)
+
+    paths = storage.new_run(cfg.root, "prepared", ds, run)
+    rejects = count_rejects(checked, located, test_located is not None)
+    items_read = read_items(located.items, located.spec)
+    quarantine = paths.staging / "quarantine"
+    _write_quarantine(spark, checked, located, rejects.extra_headers, items_read, quarantine)
+    try:
+        check_rejects(rejects, located, cfg.prepare.max_reject_fraction, quarantine)
+        deduped, kcore_removed = cleaned(checked, cfg, keys)
+        user_stats, item_stats = user_and_item_counts(deduped)
+    finally:
+        checked.unpersist()
+    kept = int(user_stats[S.N_RATINGS].sum())
+    check_drift(
+        cfg.root, located.ratings, cfg.prepare.min_share,
+        rows=kept, users=len(user_stats), items=len(item_stats),
+    )  # fmt: skip
+    user_table, item_table = write_indices(user_stats, item_stats, items_read, paths.staging)
+    ratings_dir = write_ratings(spark, deduped, cfg, keys, paths.staging)
+    deduped.unpersist()
+
+    manifest = prepared_manifest(
+        cfg, spark.version, paths, located, test_located, raw, (lo, hi), rejects, items_read,
+        kept, kcore_removed, user_table, item_table, _split_stats(ratings_dir), started,
+    )  # fmt: skip
+    final = storage.commit(paths, manifest, backwards=cfg.move_latest_backwards)
+    log.info("prepared %s in %.1fs", final, time.time() - started)
+    return PrepareResult(final, manifest)
+
+
+def prepared_manifest(
+    cfg, spark_version, paths, located, test_located, raw, scale, rejects, items_read,
+    kept, kcore_removed, user_table, item_table, stats, started,
+) -> PreparedManifest:  # fmt: skip
+    """The contract of a prepared run: what was read, kept, rejected and split, and how."""
+    pcfg = cfg.prepare
     inputs = [located.ratings] + ([located.items] if located.items else [])
     if test_located is not None:
         inputs.append(test_located.ratings)
-    manifest = PreparedManifest(
-        ds=ds,
+    return PreparedManifest(
+        ds=paths.ds,
         run=paths.run,
         format=located.spec.name,
         input=[str(p) for p in inputs],
         input_fingerprint=fingerprint(inputs),
         implicit=raw.implicit,
         has_timestamps=raw.has_ts,
-        rows_read=n_rows,
-        rows_valid=n_valid,
+        rows_read=rejects.rows,
+        rows_valid=rejects.valid,
         quarantine=Quarantine(
-            total=rejected, by_reason=reasons, item_rows=len(items_read.rejected)
+            total=rejects.total, by_reason=rejects.by_reason, item_rows=len(items_read.rejected)
         ),
-        duplicates_removed=n_duplicates,
+        duplicates_removed=rejects.valid - kept - kcore_removed,
         kcore_removed=kcore_removed,
         titles_redecoded_latin1=items_read.redecoded,
         n_users=len(user_table),
         n_items=len(item_table),
         counts=stats["counts"],
-        rating_scale=[lo, hi],
+        rating_scale=list(scale),
         rating_min=stats["rating_min"],
         rating_max=stats["rating_max"],
         global_mean=stats.get("global_mean"),
@@ -309,11 +381,8 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
         config=to_dict(cfg),
         versions={
             "recsys": recsys.__version__,
-            "spark": spark.version,
+            "spark": spark_version,
             "python": platform.python_version(),
         },
         seconds=round(time.time() - started, 1),
     )
-    final = storage.commit(paths, manifest, backwards=cfg.move_latest_backwards)
-    log.info("prepared %s in %.1fs", final, time.time() - started)
-    return PrepareResult(final, manifest)

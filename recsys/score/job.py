@@ -46,6 +46,7 @@ from recsys.manifests import (
 log = logging.getLogger(__name__)
 
 SEEN = "seen"  # a user's seen item indices (every split), between the Spark stages
+HAS_TRAIN = "has_train"  # whether any of them is a row the model was trained on
 SIMILAR_IDX = "similar_idx"
 _WORKER: dict[str, Any] = {}  # per Python worker: the loaded artifact and the BLAS limit
 
@@ -184,6 +185,106 @@ def _write_similar(spark, cfg, items, n_items, model_version, artifact, n, exclu
     return spark.read.parquet(str(paths.staging / "table")).count()
 
 
+def check_options(n: int, similar_items: int) -> None:
+    if n < 1:
+        raise RecsysError(f"--top must be at least 1, got {n}")
+    if similar_items < 0:
+        raise RecsysError(f"--similar-items must be 0 (off) or more, got {similar_items}")
+
+
+def resolve_model(root: str, ds: str | None, run: str | None):
+    """The model run to score, its manifest and its prepared run's, and the artifact's family
+    (read and checked in the driver, so a bad artifact fails here in one sentence)."""
+    model_dir = storage.resolve(root, "models", ds, run)
+    model = ModelManifest.read(model_dir)
+    prepared = PreparedManifest.read(model.prepared.folder)
+    family = load_artifact(model_dir, prepared).family
+    return model_dir, model, prepared, family
+
+
+def rare_items(ratings, min_item_ratings: int) -> list[int]:
+    """Items with fewer than ``min_item_ratings`` rows (every split): nobody gets them."""
+    from pyspark.sql import functions as F
+
+    if min_item_ratings <= 0:
+        return []
+    counts = ratings.groupBy(S.ITEM_IDX).count()
+    rare = counts.where(F.col("count") < min_item_ratings).select(S.ITEM_IDX)
+    return sorted(r[0] for r in rare.collect())
+
+
+def seen_lists(ratings, trained_on: list[str]):
+    """One row per user: the items seen in any split, and whether a row is one the model was
+    trained on (the model knows the user). One pass, cached for both paths."""
+    from pyspark.sql import functions as F
+
+    return (
+        ratings.groupBy(S.USER_IDX)
+        .agg(
+            F.collect_list(S.ITEM_IDX).alias(SEEN),
+            F.max(F.col(S.SPLIT).isin(*trained_on).cast("int")).alias(HAS_TRAIN),
+        )
+        .persist()
+    )
+
+
+def top_n_table(seen, ratings, users, items, artifact: str, model: ModelManifest, n, excluded):
+    """The recommendations table: the model's top N for users it knows, the popular items for
+    the others, with original ids and titles (``schema.RECOMMENDATIONS_COLUMNS``)."""
+    from pyspark.sql import functions as F
+
+    modelled = seen.where(F.col(HAS_TRAIN) == 1).select(S.USER_IDX, SEEN)
+    schema = f"{S.USER_IDX} int, {S.RANK} int, {S.ITEM_IDX} int, {S.SCORE} float"
+    scored = modelled.mapInPandas(score_partitions(artifact, n, excluded), schema).withColumn(
+        S.SOURCE, F.lit(S.SOURCE_MODEL)
+    )
+    cold = seen.where(F.col(HAS_TRAIN) == 0).select(S.USER_IDX, SEEN)
+    if cold.limit(1).count():
+        # Users with no training rows: the most popular training items they have not seen.
+        scored = scored.unionByName(_popular(ratings, cold, n, excluded, model.trained_on))
+    return (
+        scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
+        .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
+        .withColumn(S.MODEL_VERSION, F.lit(model.model_version))
+        .select(*S.RECOMMENDATIONS_COLUMNS)
+    )
+
+
+def write_table(spark, table, folder: Path, partitions: int) -> dict[str, int]:
+    """Write the table; returns its rows per source, read back from what was written."""
+    table.repartition(max(1, partitions)).write.parquet(str(folder))
+    written = spark.read.parquet(str(folder))
+    return {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
+
+
+def stage_similar(spark, cfg, items, model_dir, model, prepared, family, n, excluded, ds, run,
+                  min_item_ratings):  # fmt: skip
+    """Stage the similar_items run of the same id (committed after the recommendations)."""
+    from recsys.score.similar import VECTORS
+
+    started = time.time()
+    paths = storage.new_run(cfg.root, "similar_items", ds, run)
+    rows = _write_similar(
+        spark, cfg, items, prepared.n_items, model.model_version, str(model_dir / "arrays.npz"),
+        n, excluded, paths,
+    )  # fmt: skip
+    manifest = SimilarItemsManifest(
+        ds=ds,
+        run=paths.run,
+        top_n=n,
+        similarity="cosine",
+        vectors=VECTORS[family],
+        model=RunRef.of(model, model_dir),
+        model_version=model.model_version,
+        prepared=model.prepared,
+        rows=rows,
+        excluded_items=len(excluded),
+        min_item_ratings=min_item_ratings,
+        seconds=round(time.time() - started, 1),
+    )
+    return paths, manifest
+
+
 def run_score(
     cfg: Config,
     ds: str | None = None,
@@ -200,65 +301,23 @@ def run_score(
     ``similar_items > 0`` also commits ``similar_items/ds=/run=`` (same run id): each item's
     ``similar_items`` nearest items; its ``_LATEST`` moves on commit (see the module doc).
     """
-    from pyspark.sql import functions as F
-
     from recsys.spark import get_spark
 
     started = time.time()
-    if n < 1:
-        raise RecsysError(f"--top must be at least 1, got {n}")
-    if similar_items < 0:
-        raise RecsysError(f"--similar-items must be 0 (off) or more, got {similar_items}")
+    check_options(n, similar_items)
     ds = storage.check_ds(ds or storage.today_utc())
-    model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
-    model = ModelManifest.read(model_dir)
-    prepared_dir = model.prepared.folder
-    prepared = PreparedManifest.read(prepared_dir)
-    family = load_artifact(model_dir, prepared).family  # fail here, in the driver, in one sentence
+    model_dir, model, prepared, family = resolve_model(cfg.root, model_ds, model_run)
     spark = get_spark(cfg.spark, "recsys-score")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))
-
-    ratings = spark.read.parquet(str(prepared_dir / "ratings"))
-    items = spark.read.parquet(str(prepared_dir / "items"))
-    users = spark.read.parquet(str(prepared_dir / "users"))
-    counts = ratings.groupBy(S.ITEM_IDX).count()
-    excluded = []
-    if min_item_ratings > 0:
-        rare = counts.where(F.col("count") < min_item_ratings).select(S.ITEM_IDX)
-        excluded = sorted(r[0] for r in rare.collect())
-    # One pass over the ratings: each user's seen items (every split) and whether any of them
-    # is a training row (the model knows the user); kept for the model and popularity paths.
-    has_train = "has_train"
-    trained_on = model.trained_on  # a refit: every split
-    seen = (
-        ratings.groupBy(S.USER_IDX)
-        .agg(
-            F.collect_list(S.ITEM_IDX).alias(SEEN),
-            F.max(F.col(S.SPLIT).isin(*trained_on).cast("int")).alias(has_train),
-        )
-        .persist()
+    ratings, items, users = (
+        spark.read.parquet(str(model.prepared.folder / t)) for t in ("ratings", "items", "users")
     )
-    modelled = seen.where(F.col(has_train) == 1).select(S.USER_IDX, SEEN)
-    schema = f"{S.USER_IDX} int, {S.RANK} int, {S.ITEM_IDX} int, {S.SCORE} float"
-    scored = modelled.mapInPandas(
-        score_partitions(str(model_dir / "arrays.npz"), n, excluded), schema
-    ).withColumn(S.SOURCE, F.lit(S.SOURCE_MODEL))
-    cold = seen.where(F.col(has_train) == 0).select(S.USER_IDX, SEEN)
-    if cold.limit(1).count():
-        # Users with no training rows: the most popular training items they have not seen.
-        scored = scored.unionByName(_popular(ratings, cold, n, excluded, trained_on))
-    table = (
-        scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
-        .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
-        .withColumn(S.MODEL_VERSION, F.lit(model.model_version))
-        .select(*S.RECOMMENDATIONS_COLUMNS)
-    )
+    excluded = rare_items(ratings, min_item_ratings)
+    seen = seen_lists(ratings, model.trained_on)
+    artifact = str(model_dir / "arrays.npz")
+    table = top_n_table(seen, ratings, users, items, artifact, model, n, excluded)
     paths = storage.new_run(cfg.root, "recommendations", ds, run)
-    table.repartition(max(1, cfg.spark.shuffle_partitions)).write.parquet(
-        str(paths.staging / "table")
-    )
-    written = spark.read.parquet(str(paths.staging / "table"))
-    by_source = {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
+    by_source = write_table(spark, table, paths.staging / "table", cfg.spark.shuffle_partitions)
     manifest = RecommendationsManifest(
         ds=ds,
         run=paths.run,
@@ -273,43 +332,19 @@ def run_score(
         seconds=round(time.time() - started, 1),
     )
     seen.unpersist()
+    similar = None
     if similar_items:  # staged before either table is committed
-        from recsys.score.similar import VECTORS
-
-        sim_started = time.time()
-        sim_paths = storage.new_run(cfg.root, "similar_items", ds, paths.run)
-        sim_rows = _write_similar(
-            spark,
-            cfg,
-            items,
-            prepared.n_items,
-            model.model_version,
-            str(model_dir / "arrays.npz"),
-            similar_items,
-            excluded,
-            sim_paths,
-        )
-        sim_manifest = SimilarItemsManifest(
-            ds=ds,
-            run=sim_paths.run,
-            top_n=similar_items,
-            similarity="cosine",
-            vectors=VECTORS[family],
-            model=manifest.model,
-            model_version=model.model_version,
-            prepared=model.prepared,
-            rows=sim_rows,
-            excluded_items=len(excluded),
-            min_item_ratings=min_item_ratings,
-            seconds=round(time.time() - sim_started, 1),
-        )
+        similar = stage_similar(
+            spark, cfg, items, model_dir, model, prepared, family, similar_items, excluded, ds,
+            paths.run, min_item_ratings,
+        )  # fmt: skip
     final = storage.commit(paths, manifest, move_table_latest=False)
     log.info("scored %s -> %s", model.model_version, final)
-    if not similar_items:
+    if similar is None:
         return ScoreResult(final, manifest)
-    sim_final = storage.commit(sim_paths, sim_manifest, backwards=cfg.move_latest_backwards)
+    sim_final = storage.commit(similar[0], similar[1], backwards=cfg.move_latest_backwards)
     log.info("similar items of %s -> %s", model.model_version, sim_final)
-    return ScoreResult(final, manifest, SimilarResult(sim_final, sim_manifest))
+    return ScoreResult(final, manifest, SimilarResult(sim_final, similar[1]))
 
 
 def _popular(ratings, cold, n, excluded, trained_on=("train",)):
