@@ -99,32 +99,23 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Model and training settings. The defaults are the tuned ones (see README, "Training").
+    """Model and training settings. The defaults are the tuned ones; the measurements behind
+    them are in ``docs/tuning.md``.
 
     Settings left at ``None`` take the tuned default of the objective (``OBJECTIVE_DEFAULTS``):
     a ranking model and a rating model want different regularisation, steps and epochs.
     """
 
-    # ranking | rating. ranking learns which items users choose (a softmax over the catalogue)
-    # and is what the top-N table needs: on MovieLens 100K (stratified 75/25, k=10) it reached
-    # NDCG@10 0.50 where the rating model reached 0.06 and popularity 0.25
-    # (benchmarks/ml100k_ranking.py). rating is the seeds' MSE models (RMSE 0.904, see below).
+    # ranking | rating. ranking learns which items users choose, what the top-N table needs
+    # (NDCG@10 0.50 against the rating model's 0.06); rating is the classic MSE models.
     objective: str = "ranking"
-    # mf | biased-mf | ncf | neumf. Biased MF with a range sigmoid and genres had the best RMSE on
-    # MovieLens 100K (u1..u5 folds, benchmarks/ml100k_rmse.py): mean 0.904 with these defaults.
-    # Under the ranking objective its item bias carries popularity and there is no sigmoid.
+    # mf | biased-mf | ncf | neumf. Biased MF ranked and rated best on MovieLens 100K.
     model: str = "biased-mf"
-    # Embedding width. Rating, ML-100K u1: 128 with init_scale 0.01 gave 0.914, 256 0.915, 64
-    # (init 0.05) 0.917; the per-example L2 keeps the extra width from overfitting. Ranking,
-    # ML-100K stratified: 64 gave NDCG@10 0.486, 128 0.482. None: the objective's default.
+    # Embedding width; wider gave nothing (rating 128, ranking 64). None: the objective's default.
     dim: int | None = None
-    # Per-example L2 on the looked-up rows (user and item vectors). Applied once per rating, so a
-    # row's total penalty grows with its number of ratings (weighted-lambda, as ALS-WR): the same
-    # value suits larger sets. Rating (ML-100K u1): 0.04 -> 0.920, 0.05 -> 0.914, 0.07 -> 0.917.
-    # Ranking, ML-100K NDCG@10: stratified (40 epochs, no validation to stop early) 0.03 -> 0.437,
-    # 0.05 -> 0.483, 0.06 -> 0.488, 0.1 -> 0.454; leave-last (early stopping, patience 6) 0.04 ->
-    # 0.044, 0.05 -> 0.040, 0.06 -> 0.033, 0.08 -> 0.034. 0.05 is safe on both. None: the
-    # objective's default.
+    # Per-example L2 on the looked-up user and item vectors, so a row's penalty grows with its
+    # ratings (as ALS-WR) and one value suits any data size; 0.05 is safe under both splits.
+    # None: the objective's default.
     l2: float | None = None
     # Per-example L2 on the looked-up biases (biased-mf); 0.001 and 0.05 were no better.
     bias_l2: float = 0.01
@@ -140,38 +131,29 @@ class TrainConfig:
     # auto | memory | stream: hold the train split in memory (a full permutation each epoch) or
     # stream it from Parquet in shuffled chunks; auto holds up to 50M rows (600 MB) in memory.
     input_mode: str = "auto"
-    # Row-wise Adagrad step of the tables at a global batch of 256, scaled linearly with the batch
-    # (trainer.table_learning_rate): with the 0.1 initial accumulators the update is in effect SGD,
-    # whose mean-loss gradient shrinks as the batch grows. Rating: 0.05 under-trained (ML-100K u1
-    # 0.958 after 40 epochs); 0.25-0.5 converge in ~20-30 epochs (0.917 at dim 64); 2.0
-    # overshoots. None: the objective's default.
+    # The tables' step: row-wise Adagrad's at a global batch of 256, scaled linearly with the
+    # batch (its update is in effect SGD); lazy Adam's as given. None: the objective's default.
     learning_rate: float | None = None
-    # Optimiser of the embedding tables, both row-sparse (recsys.train.optim): adagrad (row-wise,
-    # the step above scaled with the batch) or adam (lazy: only touched rows, step as given).
-    # None: adagrad for rating models (tuned with it), adam for ranking ones (the softmax's small
-    # early gradients leave Adagrad crawling). None: the objective's default.
+    # Optimiser of the embedding tables, both row-sparse (recsys.train.optim): adagrad (row-wise)
+    # or adam (lazy). None: adagrad for rating models (tuned with it), adam for ranking ones (the
+    # softmax's small early gradients leave Adagrad crawling).
     table_optimizer: str | None = None
     # Adam step of dense weights (MLP towers, side-feature tables).
     dense_learning_rate: float = 0.001
-    # Standard deviation of the initial embeddings. Small starts let the factors grow only where
-    # the data asks: 0.01 beat 0.05 and 0.003 at dim 128 (u1 0.914 / 0.918 / 0.916).
+    # Standard deviation of the initial embeddings: small starts let the factors grow only where
+    # the data asks.
     init_scale: float = 0.01
-    # Upper bound on epochs; early stopping on the validation split usually ends sooner (rating
-    # models on ML-100K stop after 27-31 epochs). None: the objective's default.
-    epochs: int | None = None
-    # Epochs without validation improvement before stopping (best weights are restored). The
-    # ranking validation (one held-out item per user under leave-last) is noisy: ML-100K
-    # leave-last stopped after 12 epochs at NDCG@10 0.035 with 3, after 24 at 0.040 with 6.
+    # Upper bound on epochs; early stopping on the validation split usually ends sooner.
     # None: the objective's default.
+    epochs: int | None = None
+    # Epochs without validation improvement before stopping (best weights are restored); the
+    # ranking validation is noisy, so it waits longer. None: the objective's default.
     patience: int | None = None
-    # Ranking: softmax (full, or sampled with log-Q correction) or bpr. Measured on ML-100K
-    # (stratified 75/25): softmax NDCG@10 0.50 after 40 epochs, BPR 0.40 after 60.
+    # Ranking loss: softmax (full, or sampled with log-Q correction) or bpr (kept to compare).
     loss: str = "softmax"
-    # Ranking, sampled softmax: items drawn uniformly from the catalogue, shared by a batch, and
-    # other rows' chosen items (popularity-shaped), both log-Q corrected. When the catalogue is no
-    # larger than the two together (or both are 0), the softmax runs over every item instead.
-    # ML-100K stratified: 256 + 256 gave NDCG@10 0.488, the full softmax 0.486, at 1.6x the
-    # speed; the cost per row grows with the sum (benchmarks/train_bench.py).
+    # Ranking, sampled softmax: items drawn uniformly from the catalogue and shared by a batch,
+    # and other rows' chosen items, both log-Q corrected; as good as the full softmax at 1.6x
+    # its speed. A catalogue no larger than the two (or both 0) gets the full softmax.
     negatives: int = 256
     in_batch_negatives: int = 256
     # Ranking: rows rated below this are not choices (e.g. 4 keeps only liked items); NaN: every
@@ -189,20 +171,18 @@ class TrainConfig:
     # user of a 25M set against all items takes minutes; 20k users keep the error small.
     eval_max_users: int = 20_000
     # Start from the model served last night (rows matched by original id, recsys.train.warm)
-    # instead of random rows. On in the nightly DAG, where most of the log is the same as
-    # yesterday's; off for a one-off `recsys train`, whose result then depends on nothing else.
+    # instead of random rows. Off until it predicts later rows as well as a cold start.
     warm_start: bool = False
     # How `recsys train --refit` brings the held-out rows into the served model: full retrains
-    # from scratch on every split for the evaluated model's best epoch count; continue starts
-    # from the evaluated model and trains on the rows it has not seen (val + test) only. full
-    # stays the default until measured (benchmarks/warm_bench.py).
+    # on every split for the evaluated model's best epoch count (from its start); continue
+    # trains the evaluated model on the val + test rows only.
     refit_mode: str = "full"
-    # continue: epochs over the val + test rows. A few: they are a sliver of the data (two
-    # rows a user under leave-last), and more passes over them pull the model towards them alone.
+    # continue: epochs over the val + test rows. A few: they are a sliver of the data, and more
+    # passes pull the model towards them alone.
     refit_epochs: int = 2
 
 
-# Tuned defaults of the settings left at None, per objective (see TrainConfig for the reasons).
+# Tuned defaults of the settings left at None, per objective (measured: docs/tuning.md).
 OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
     "rating": {
         "dim": 128,

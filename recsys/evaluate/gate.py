@@ -1,22 +1,11 @@
 """The quality gate: may tonight's model replace the published one?
 
-Two checks on today's test split, both NDCG@k over every unseen item (the evaluation protocol):
-
-1. **popularity**: the new model must reach ``(1 + min_lift)`` x the most-popular list. A model that
-   cannot beat a count of ratings is broken, whatever its loss said.
-2. **published**: the model behind ``recommendations/_LATEST`` is re-evaluated on today's test
-   users, and the new model must reach ``(1 - tolerance)`` x its NDCG. Indices are rebuilt every
-   night, so both models are compared through original ids: the old model ranks its own catalogue
-   for the users it knows, its lists are translated to today's items, and both models are scored
-   against the same held-out rows of the same users (those the old model knows).
-
-A refit model (trained on every split, test included) is never the one compared: when the
-published model is a refit, its evaluated twin (``refit_of``: same settings, trained on that
-night's train split) stands in for it. Otherwise the refit would have trained on rows that are
-in today's test split (MovieLens re-run every night has the same test rows) and look unbeatable.
-
-The decision is committed as ``gates/ds=<ds>/run=<run>/manifest.json`` whether it passes or not,
-so the reason outlives the task log. Numpy and pandas only: no TensorFlow, no Spark.
+Two checks on today's test split, both NDCG@k over every unseen item: the model must reach
+``(1 + min_lift)`` x the most-popular list, and ``(1 - tolerance)`` x the published model
+re-evaluated on today's test users it knows (indices are rebuilt nightly, so both are compared
+through original ids). A published refit trained on its night's test rows, so its evaluated twin
+(``refit_of``) stands in for it. The decision is committed under ``gates/`` pass or fail, so the
+reason outlives the task log. Numpy and pandas only.
 """
 
 from __future__ import annotations

@@ -1,24 +1,13 @@
 """The scoring step: every user's top-N unseen items, as a Spark job (``recsys score``).
 
-The Spark side is thin. One row per user carries the user's seen items (every split) as an array;
-``mapInPandas`` hands a batch of such rows to ``top_n_block``, which scores the block against all
-items in numpy; the model's arrays are loaded once per Python worker (``_scorer``), never once per
-batch, and (user, item) pairs are never rows. Users the model has no training rows for get the
-popularity list (``source = popular``). The table is written under a staging name and committed
-with its manifest last; ``recommendations/_LATEST`` is moved only by ``recsys publish``.
-
-Output columns (``recommendations/ds=<ds>/run=<run>/``): user_id, rank (1..N), item_id, score,
-source, model_version, title.
-
-With ``similar_items=N`` (``--similar-items N``) the same job also writes each item's N nearest
-items by embedding cosine (``recsys.score.similar``) to ``similar_items/ds=<ds>/run=<run>/``,
-under the same run id: columns item_id, rank (1..N), similar_item_id, score (the cosine), title,
-similar_title, model_version. ``mapInPandas`` runs over blocks of item indices (pairs are never
-rows); items excluded by ``min_item_ratings`` get no list and are nobody's neighbour. Both tables
-are staged first and committed together, recommendations first. ``similar_items/_LATEST`` moves
-on commit: the table holds no user's list, so ``publish``'s checks do not apply to it, and it is
-a function of the model alone; a reader who needs it to match the published recommendations
-reads the run of the same ds and run id as ``recommendations/_LATEST``.
+One row per user with the user's seen items goes through ``mapInPandas`` to ``top_n_block``
+(numpy, the model's arrays loaded once per Python worker); (user, item) pairs are never rows.
+Users the model has no training rows for get the popularity list (``source = popular``). With
+``similar_items=N`` the same job writes each item's N nearest items to ``similar_items/`` under
+the same run id. Both tables are staged, then committed recommendations first; only ``recsys
+publish`` moves ``recommendations/_LATEST``, while ``similar_items/_LATEST`` moves on commit (it
+holds no user's list; read the run of the published recommendations' run id to match them).
+Columns: ``schema.RECOMMENDATIONS_COLUMNS`` and ``schema.SIMILAR_ITEMS_COLUMNS``.
 """
 
 from __future__ import annotations

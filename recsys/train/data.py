@@ -23,9 +23,7 @@ Usage::
         lambda ctx: ratings_dataset(folder / "ratings/split=train", global_batch_size=8192,
                                     input_context=ctx, epochs=None))
 
-Measured on an ml-25m-shaped split (``benchmarks/input_bench.py``, 2 cores): either path yields
-8-16M rows/s alone at about 0.1 CPU microseconds a row, against about 2 for a minimal sparse train
-step, so the input takes a few percent of training at most.
+Input is a few per cent of training time at most (measured: docs/tuning.md).
 
 A streaming shuffle is only as good as the layout allows: rows that arrive sorted (by user, say)
 stay clustered within ``shuffle_chunk_rows``; raise it, or use ``in_memory=True`` when the split
@@ -58,10 +56,8 @@ log = logging.getLogger(__name__)
 
 # Columns the model reads, in the order they travel through the generator.
 COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.RATING)
-# Below this many rows (per input pipeline) the split is held in memory: 50M rows are 600 MB of
-# columns, and a full permutation per epoch is a better shuffle than any streaming window (the
-# prepared files are grouped by user, so a 1M-row streaming chunk holds only ~7k of ml-25m's
-# 162k users). Larger logs stream from Parquet, which trains as fast (benchmarks/input_bench.py).
+# Below this many rows (per input pipeline) the split is held in memory (600 MB of columns): a
+# full permutation per epoch shuffles better than a streaming window over files grouped by user.
 IN_MEMORY_MAX_ROWS = 50_000_000
 # Row groups read side by side to fill one shuffle chunk: more mixes more of the split into each
 # chunk, at the cost of one open file and one decode buffer each.

@@ -1,21 +1,11 @@
 """A row-sparse optimiser for embedding tables (row-wise Adagrad or lazy Adam), Adam for the rest.
 
-Keras 3's Adam and Adagrad turn an embedding table's sparse gradient into a dense update of the
-whole table every step (only plain SGD stays sparse), which caps training at ~50k ratings/s on
-MovieLens-25M-sized tables. Here a table's gradient (``tf.IndexedSlices``) is summed per unique
-row, and only those rows move: row-wise Adagrad keeps one accumulator per row (the DLRM/TorchRec
-choice: per-row adaptivity at 1/dim of the memory), or lazy Adam keeps Adam's two moments per
-element but updates them only for the rows a batch touched (``table_method="adam"``). Dense
-weights (MLP layers, side-feature tables) use ordinary Adam.
-
-Which one: the rating models were tuned with row-wise Adagrad (its accumulators start at 0.1, so
-it behaves like SGD with a fixed step, which suits the MSE loss and its linear batch scaling). The
-softmax of the ranking objective gives small, unevenly scaled gradients at the small initial
-factors; row-wise Adagrad then crawls (MovieLens 100K stratified: NDCG@10 0.446 after 40
-epochs, a planted-structure synthetic set: no better than popularity), while lazy Adam's
-per-element normalisation leaves that saddle in a few epochs (0.482 and 1.16x popularity; see
-README, "Ranking objective"). Keras still does the cross-replica reduction, so it works under
-``MirroredStrategy``.
+Keras 3's Adam and Adagrad update a whole embedding table every step (~50k ratings/s on
+MovieLens-25M-sized tables); here a table's gradient (``tf.IndexedSlices``) is summed per row and
+only those rows move. Row-wise Adagrad keeps one accumulator per row (the DLRM/TorchRec choice)
+and suits the rating models, which were tuned with it; lazy Adam keeps Adam's moments per element
+for the rows a batch touched, and leaves the small early gradients of the ranking softmax behind
+where Adagrad crawls (docs/tuning.md). Works under ``MirroredStrategy`` (Keras reduces).
 """
 
 from __future__ import annotations

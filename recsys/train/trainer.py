@@ -52,12 +52,9 @@ def table_learning_rate(learning_rate: float, global_batch: int, method: str = "
     Lazy Adam (``method="adam"``) normalises each gradient by its running scale, so the mean-loss
     shrinkage with the batch does not reach its step: its rate is used as given.
 
-    The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and
-    the row-wise Adagrad accumulators (0.1 at the start) stay far above the squared gradients of
-    an embedding row for many epochs: the tables' update is in effect SGD with a fixed step.
-    Measured on MovieLens 100K: batch 1024 at the batch-256 step was still improving after 40
-    epochs (RMSE 0.918); at 4x the step it matched batch 256 (0.917 in 18 epochs). Scaling keeps
-    each rating's pull on its rows the same whatever the data size or number of replicas.
+    Row-wise Adagrad's update is in effect SGD on a mean loss, whose gradients shrink as the
+    batch grows; scaling keeps each rating's pull on its rows the same whatever the data size or
+    number of replicas (measured: docs/tuning.md).
     """
     if method == "adam":
         return float(learning_rate)
@@ -452,7 +449,7 @@ def run_train(
         splits = ("train", "val", "test")
         # A full refit re-runs the evaluated model's recipe, its start included: a model that
         # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
-        # random rows (ml-1m shape: later-rows NDCG@10 0.11 against the evaluated model's 0.23).
+        # random rows (docs/tuning.md, "Warm start").
         warm_from = evaluated.warm_source
     if manifest.implicit and cfg.train.objective == "rating":
         raise RecsysError(
