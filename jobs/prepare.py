@@ -8,14 +8,31 @@ config's Spark settings (the JVM already exists when this file runs).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from recsys.cli import main as recsys_main
+def prepare(args: argparse.Namespace) -> int:
+    from recsys.cli.output import print_prepare_summary
+    from recsys.cli.prepare import prepare_config
+    from recsys.prepare.job import run_prepare
 
-    return recsys_main(["prepare", *(sys.argv[1:] if argv is None else argv)])
+    result = run_prepare(prepare_config(args), args.ds, args.run)
+    print_prepare_summary(result.manifest, result.path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from recsys.cli.common import common_options, run_handler, setup_logging
+    from recsys.cli.prepare import add_prepare_arguments
+
+    parser = argparse.ArgumentParser(prog="jobs/prepare.py", description=__doc__.split("\n")[0])
+    add_prepare_arguments(parser)
+    common_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args.verbose)
+    return run_handler("prepare", prepare, args)
 
 
 if __name__ == "__main__":

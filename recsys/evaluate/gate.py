@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from recsys import schema as S
 from recsys import storage
 from recsys.artifact import Scorer
-from recsys.config import GateConfig
+from recsys.config import Config, GateConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.prepared import sample_users
 from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
@@ -253,3 +253,16 @@ def run_gate(
     else:
         log.error("gate refused: %s", reason)
     return GateResult(passed, reason, final, manifest)
+
+
+def gate_model(
+    cfg: Config,
+    model_ds: str | None = None,
+    model_run: str | None = None,
+    ds: str | None = None,
+    run: str | None = None,
+) -> GateResult:
+    """:func:`run_gate` on a model run (the given one, else ``models/_LATEST``) with ``cfg``'s
+    gate settings and cut-off."""
+    model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
+    return run_gate(cfg.root, model_dir, cfg.gate, cfg.train.k, ds, run)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from recsys import schema as S
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
-from recsys.manifests import PreparedManifest
+from recsys.manifests import ModelManifest, PreparedManifest
 from recsys.splits import load_split
 
 
@@ -54,3 +54,16 @@ def evaluate_prepared(
         test = sample_users(load_split(prepared, "test"), max_users, seed)
         out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k)
     return out
+
+
+def evaluate_model(
+    root: str, ds: str | None = None, run: str | None = None, k: int = 10, max_users: int = 0
+) -> tuple[ModelManifest, dict[str, Any]]:
+    """A model run (the given one, else ``models/_LATEST``) evaluated on its prepared run."""
+    from recsys import storage
+    from recsys.artifact import Scorer
+
+    folder = storage.resolve(root, "models", ds, run)
+    model = ModelManifest.read(folder)
+    scorer = Scorer.load(folder / "arrays.npz")
+    return model, evaluate_prepared(scorer, model.prepared.folder, k=k, max_users=max_users)

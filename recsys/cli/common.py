@@ -1,0 +1,68 @@
+"""What every command shares: the common options, logging, and errors as one sentence."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from recsys.config import default_root
+from recsys.errors import RecsysError
+
+DEFAULT_DATA_DIR = "./data"
+BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
+GATE_REFUSED = 3  # exit status of a refused gate: the model is not good enough (no retry helps)
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("recsys").setLevel(min(level, logging.INFO))
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """--root, --config, --set and -v, which every step takes."""
+    parser.add_argument(
+        "--root",
+        default=None,
+        help=f"storage root (default: $RECSYS_ROOT or ./var; now {default_root()})",
+    )
+    parser.add_argument(
+        "--config", default=None, help="YAML config file (sections as in config.py)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config value, e.g. --set spark.driver_memory=8g (repeatable)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expects a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expects a number in [0, 1), got {text!r}")
+    return value
+
+
+def run_handler(command: str, handler: Callable[[argparse.Namespace], int], args) -> int:
+    """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2."""
+    try:
+        return handler(args)
+    except RecsysError as exc:
+        print(f"recsys {command}: error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
