@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 
 
-def prepare(args: argparse.Namespace) -> int:
+def prepare(args: argparse.Namespace) -> dict:
     from recsys.cli.output import print_prepare_summary
     from recsys.cli.prepare import prepare_config
     from recsys.prepare.job import run_prepare
 
     result = run_prepare(prepare_config(args), args.ds, args.run)
     print_prepare_summary(result.manifest, result.path)
-    return 0
+    return {"path": str(result.path), "ds": result.manifest.ds, "run": result.manifest.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

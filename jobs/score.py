@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 
-def score(args: argparse.Namespace) -> int:
+def score(args: argparse.Namespace) -> dict:
     from recsys.cli.output import print_score_result
     from recsys.config import load_config
     from recsys.score.job import run_score
@@ -30,7 +30,7 @@ def score(args: argparse.Namespace) -> int:
         similar_items=args.similar_items,
     )
     print_score_result(result)
-    return 0
+    return {"path": str(result.path), "ds": result.manifest.ds, "run": result.manifest.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

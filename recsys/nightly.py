@@ -3,8 +3,10 @@
 Sets up an Airflow home under the storage root (``<root>/airflow``: SQLite metadata, no
 examples, this checkout's ``dags/``), a local ``spark_default`` connection (``local[2]``) unless
 one is configured, then runs ``airflow db migrate`` and ``airflow dags test recsys_nightly <ds>``
-in child processes. Airflow's own output goes to ``<root>/airflow/logs/nightly-<ds>-<time>.log``;
-the terminal gets one line per finished task with its time, and on failure the reason.
+in child processes. Airflow's own output goes to ``<root>/airflow/logs/nightly-<ds>-<time>.log``.
+Nothing is read from it: each finished command appends its outcome to a JSON-lines report
+(``$RECSYS_REPORT``), echoed as it arrives, and the tasks' states and times come from Airflow
+(``airflow tasks states-for-dag-run``); on failure the reason is the failed command's sentence.
 
 This module never imports Airflow: the Airflow CLI runs in its own process, as a scheduler would
 run the tasks.
@@ -15,30 +17,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from recsys import storage
 from recsys.errors import RecsysError
 
 DAG_ID = "recsys_nightly"
 LOCAL_SPARK = '{"conn_type": "spark", "host": "local[2]"}'
-_START = re.compile(r"^(\S+) .*\[DAG TEST\] starting task_id=(\S+)")
-_END = re.compile(r"^(\S+) .*\[DAG TEST\] end task task_id=(\S+)")
-_STATE = re.compile(r"new_state=(\w+)")
-# What a failed task says about why: our one-sentence errors, a refused gate, an exception.
-# Lines of the task log a person at the terminal should see too (the offline fallback).
-_NOTE = re.compile(r"\] (\S+ is not available \(.*?)(?: \[airflow\.task\].*)?$")
-_REASON = re.compile(
-    r"(AirflowFailException: .*|AirflowException: .*|recsys \w+: (error|refused).*)"
-)
+NOT_RUN = ("", "none", "upstream_failed", "removed")  # task states of tasks that never ran
 
 
 def dags_folder() -> Path:
@@ -90,41 +82,72 @@ class NightlyResult:
     reason: str = ""
 
 
+def task_states(stdout: str) -> list[TaskTime]:
+    """The tasks that ran, with state and seconds, from ``airflow tasks states-for-dag-run
+    --output json``, in start order."""
+    rows: list[dict[str, Any]] = []
+    at = stdout.find("[")
+    while at >= 0 and not rows:  # the JSON array, past any line Airflow printed before it
+        try:
+            found = json.JSONDecoder().raw_decode(stdout[at:])[0]
+            rows = found if isinstance(found, list) and all("task_id" in r for r in found) else []
+        except ValueError:
+            pass
+        at = stdout.find("[", at + 1)
+    tasks = []
+    for row in sorted(rows, key=lambda r: r.get("start_date") or ""):
+        if (row.get("state") or "") in NOT_RUN:
+            continue
+        began, ended = row.get("start_date"), row.get("end_date")
+        seconds = (_ts(ended) - _ts(began)) if began and ended else 0.0
+        tasks.append(TaskTime(row["task_id"], row["state"], seconds))
+    return tasks
+
+
 def _ts(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _tee(lines: Iterable[str], out: TextIO) -> Iterator[str]:
-    for line in lines:
-        out.write(line)
-        yield line
+def read_report(path: Path, skip: int = 0) -> list[dict[str, Any]]:
+    """The JSON lines the DAG's commands appended to ``$RECSYS_REPORT`` after the first
+    ``skip`` (a line being written is left for the next read)."""
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines(keepends=True)[skip:]
+    return [json.loads(line) for line in lines if line.endswith("\n")]
 
 
-def follow(lines: Iterable[str], echo=print) -> tuple[list[TaskTime], str]:
-    """Read ``airflow dags test`` output: each task's state and time (echoed as it ends), the
-    notes a person should see, and the first reason a task gave for failing."""
-    tasks: dict[str, TaskTime] = {}
-    begun: dict[str, float] = {}
-    reason = ""
-    current = None
-    for line in lines:
-        if m := _START.match(line):
-            current = m.group(2)
-            begun[current] = _ts(m.group(1))
-            tasks[current] = TaskTime(current)
-        elif (m := _STATE.search(line)) and current in tasks:
-            tasks[current].state = m.group(1)
-        elif m := _END.match(line):
-            name = m.group(2)
-            t = tasks.setdefault(name, TaskTime(name))
-            t.seconds = _ts(m.group(1)) - begun.get(name, _ts(m.group(1)))
-            echo(f"  {name:10} {t.state:8} {t.seconds:7.1f} s")
-            current = None
-        if m := _NOTE.search(line):
-            echo(f"  {m.group(1)}")
-        if (m := _REASON.search(line)) and not reason:
-            reason = m.group(1).strip()
-    return list(tasks.values()), reason
+def echo_entry(entry: dict[str, Any], echo=print) -> None:
+    """One finished command at the terminal: the note it brought (synthetic data), then
+    ``<task> <state> <seconds> s``."""
+    if entry.get("note"):
+        echo(f"  {entry['note']}")
+    state = "success" if not entry.get("status") else "failed"
+    echo(f"  {entry['task']:10} {state:8} {float(entry.get('seconds', 0)):7.1f} s")
+
+
+def outcome(tasks: list[TaskTime], report: list[dict[str, Any]], code: int) -> tuple[bool, str]:
+    """Whether the run succeeded (Airflow's task states) and, if not, why: the first command's
+    own sentence, else the failed task, else the exit status."""
+    ok = code == 0 and bool(tasks) and all(t.state == "success" for t in tasks)
+    if ok:
+        return True, ""
+    said = [e["error"] for e in report if e.get("error")]
+    failed = [f"task {t.task} {t.state}" for t in tasks if t.state != "success"]
+    return False, (said or failed or [f"airflow dags test exited with status {code}"])[0]
+
+
+def _follow(proc: subprocess.Popen, report: Path, echo) -> None:
+    """Echo each command as it finishes, from the report file, until the run ends."""
+    done = 0
+    while True:
+        finished = proc.poll() is not None
+        for entry in read_report(report, done):
+            echo_entry(entry, echo)
+            done += 1
+        if finished:
+            return
+        time.sleep(1.0)
 
 
 def run_nightly(
@@ -160,16 +183,24 @@ def run_nightly(
             f"`airflow db migrate` failed (status {migrate.returncode}); see {log_path}"
         )
     conf = json.dumps({"root": str(base), **(params or {})})
-    cmd = [airflow, "dags", "test", DAG_ID, ds, "--conf", conf]
+    report = home / "logs" / f"nightly-{ds}-{stamp}.jsonl"
+    env["RECSYS_REPORT"] = str(report)
     echo(f"running the {DAG_ID} DAG for {ds} (Airflow log: {log_path})")
     with log_path.open("a") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        tasks, reason = follow(_tee(proc.stdout, out), echo)
+        cmd = [airflow, "dags", "test", DAG_ID, ds, "--conf", conf]
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _follow(proc, report, echo)
         code = proc.wait()
-    ok = code == 0 and all(t.state == "success" for t in tasks)
-    if not ok and not reason:
-        reason = f"airflow dags test exited with status {code}"
+        # What ran and how it ended, from Airflow's metadata database.
+        states = [airflow, "tasks", "states-for-dag-run", DAG_ID, ds, "--output", "json"]
+        listed = subprocess.run(states, env=env, stdout=subprocess.PIPE, stderr=out, text=True)
+    if listed.returncode:
+        reason = f"`airflow tasks states-for-dag-run` failed (status {listed.returncode})"
+        return NightlyResult(False, ds, time.monotonic() - started, log_path, [], reason)
+    tasks = task_states(listed.stdout)
+    entries = read_report(report)
+    for t in tasks:
+        if t.task not in {e["task"] for e in entries}:  # tasks that run no recsys command
+            echo(f"  {t.task:10} {t.state:8} {t.seconds:7.1f} s")
+    ok, reason = outcome(tasks, entries, code)
     return NightlyResult(ok, ds, time.monotonic() - started, log_path, tasks, reason)

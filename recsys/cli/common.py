@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from recsys.config import default_root
 from recsys.errors import RecsysError
@@ -13,6 +17,7 @@ from recsys.errors import RecsysError
 DEFAULT_DATA_DIR = "./data"
 BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
 GATE_REFUSED = 3  # exit status of a refused gate: the model is not good enough (no retry helps)
+RESULT_FILE = "RECSYS_RESULT_FILE"  # where a command writes its outcome as JSON, when set
 
 
 def setup_logging(verbose: int) -> None:
@@ -56,13 +61,28 @@ def fraction(text: str) -> float:
     return value
 
 
-def run_handler(command: str, handler: Callable[[argparse.Namespace], int], args) -> int:
-    """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2."""
+def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args) -> int:
+    """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2.
+
+    A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
+    it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status", "error", "outcome"}``
+    is written there as JSON: how the DAG learns what happened without reading printed text.
+    """
+    outcome: dict[str, Any] = {}
     try:
-        return handler(args)
+        got = handler(args)
     except RecsysError as exc:
-        print(f"recsys {command}: error: {exc}", file=sys.stderr)
-        return BAD_INPUT
+        error = f"recsys {command}: error: {exc}"
+        print(error, file=sys.stderr)
+        status = BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    else:
+        outcome = dict(got) if isinstance(got, dict) else {}
+        status = int(outcome.pop("status", 0) if isinstance(got, dict) else got)
+        error = outcome.pop("error", "")
+    if os.environ.get(RESULT_FILE):
+        result = {"command": command, "status": status, "error": error, "outcome": outcome}
+        Path(os.environ[RESULT_FILE]).write_text(json.dumps(result, default=str) + "\n")
+    return status

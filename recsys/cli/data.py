@@ -92,13 +92,13 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_get(args: argparse.Namespace) -> int:
+def cmd_get(args: argparse.Namespace) -> dict:
     got = get_with_bar(args.name, args.dest, args.offline)
+    result = {"input": str(got.path.absolute()), "note": got.note}
     if args.result_file:
-        result = {"input": str(got.path.absolute()), "note": got.note}
         Path(args.result_file).write_text(json.dumps(result) + "\n")
     print(got.path)
-    return 0
+    return result
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

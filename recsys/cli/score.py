@@ -55,7 +55,7 @@ def add_score_arguments(sc: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def cmd_score(args: argparse.Namespace) -> dict:
     from recsys.cli.output import print_score_result
     from recsys.score.job import run_score
 
@@ -71,10 +71,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         similar_items=args.similar_items,
     )
     print_score_result(result)
-    return 0
+    return {"path": str(result.path), "ds": result.manifest.ds, "run": result.manifest.run}
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def cmd_publish(args: argparse.Namespace) -> dict:
     from recsys.score.publish import publish
 
     cfg = load_config(
@@ -85,4 +85,4 @@ def cmd_publish(args: argparse.Namespace) -> int:
         Path(args.result_file).write_text(json.dumps(out) + "\n")
     live = "" if out["moved"] else " (recommendations/_LATEST names a newer ds and stays)"
     print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users{live}")
-    return 0
+    return out

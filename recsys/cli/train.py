@@ -56,7 +56,7 @@ def register(sub) -> None:
     gate.set_defaults(handler=cmd_gate)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> dict:
     from recsys import storage
     from recsys.cli.output import print_metrics
 
@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         title += f" (refit; held-out metrics of {refit_of.name})"
     print_metrics(result.manifest.metrics, cfg.train.k, title)
     print(f"written to {result.path}")
-    return 0
+    return {"path": str(result.path), "model_version": result.manifest.model_version}
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -97,7 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
+def cmd_gate(args: argparse.Namespace) -> dict:
     from recsys.evaluate.gate import gate_model
 
     cfg = load_config(
@@ -107,13 +107,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
         gate={"tolerance": args.tolerance, "min_lift": args.min_lift},
     )
     result = gate_model(cfg, args.model_ds, args.model_run, args.ds, args.run)
+    outcome = {"passed": result.passed, "decision": str(result.path)}
     if not result.passed:
-        print(
-            f"recsys gate: refused {result.manifest.model_version}: {result.reason}",
-            file=sys.stderr,
-        )
+        refused = f"recsys gate: refused {result.manifest.model_version}: {result.reason}"
+        print(refused, file=sys.stderr)
         print(f"decision written to {result.path}", file=sys.stderr)
-        return GATE_REFUSED
+        return {**outcome, "status": GATE_REFUSED, "error": refused}
     print(f"gate {result.reason} ({result.manifest.model_version})")
     print(f"decision written to {result.path}")
-    return 0
+    return outcome
