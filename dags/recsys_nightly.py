@@ -241,13 +241,12 @@ def _spark_job(step: str, args: list[str]) -> RecsysSparkJob:
         "similar_items": Param(
             10, type="integer", minimum=0, description="nearest items per item (0: no table)"
         ),
-        # Off until it matches a cold start on later rows (docs/training-throughput.md).
         "warm_start": Param(
-            False, type="boolean", description="start training from the model served last night"
+            True, type="boolean", description="start training from the model served last night"
         ),
         "refit": Param(True, type="boolean", description="retrain on every split before scoring"),
         "refit_mode": Param(
-            "full",
+            "continue",
             enum=["full", "continue"],
             description="full: anew on every split; continue: the evaluated model, val+test rows",
         ),

@@ -192,11 +192,19 @@ class TrainConfig:
     # instead of random rows. On in the nightly DAG, where most of the log is the same as
     # yesterday's; off for a one-off `recsys train`, whose result then depends on nothing else.
     warm_start: bool = False
-    # How `recsys train --refit` brings the held-out rows into the served model: full retrains
-    # from scratch on every split for the evaluated model's best epoch count; continue starts
-    # from the evaluated model and trains on the rows it has not seen (val + test) only. full
-    # stays the default until measured (benchmarks/warm_bench.py).
-    refit_mode: str = "full"
+    # A warm run's table step as a share of learning_rate, and its patience: last night's rows
+    # are near their optimum, and Adam's fresh moments make full first steps a jolt (ml-1m shape,
+    # benchmarks/warm_bench.py: test NDCG@10 0.0777 at the full step, 0.0808 at half).
+    warm_lr_scale: float = 0.5
+    warm_patience: int = 3
+    # Solve the rows of users new tonight against the copied item vectors before training
+    # (recsys.train.foldin); without it they start random and lag far behind a cold run's.
+    warm_fold_in: bool = True
+    # How `recsys train --refit` brings the held-out rows into the served model: continue trains
+    # the evaluated model on the rows it has not seen (val + test); full re-runs its recipe on
+    # every split for its best epoch count. Continue predicted later rows as well as full at
+    # 5-30% of the time (ml-1m shape, benchmarks/warm_bench.py; README, "Warm start").
+    refit_mode: str = "continue"
     # continue: epochs over the val + test rows. A few: they are a sliver of the data (two
     # rows a user under leave-last), and more passes over them pull the model towards them alone.
     refit_epochs: int = 2
