@@ -10,9 +10,10 @@ and the last ``--future`` share is never trained on: it holds the users' next it
 Both nights are prepared as the nightly does (leave-last). Night 1 trains the model that night 2
 starts from; on night 2 the variants are
 
-    cold + full       train from random rows, refit from scratch on every split (today's nightly)
+    cold + full       train from random rows, refit from scratch on every split
+    cold + continue   the same cold model, refit by training it on val + test only
     warm + full       train from night 1's model (rows by original id), full refit
-    warm + continue   the same warm model, refit by training it on val + test only
+    warm + continue   the same warm model, refit on val + test only (the nightly's default)
 
 For each: wall time and epochs of train and refit, test NDCG@10 of the evaluated model (its
 manifest), and NDCG@10 on the later rows of the evaluated and of the refit model (candidates: every
@@ -157,9 +158,11 @@ def main() -> None:
     warm, warm_s = timed_train(config(warm_start=True), NIGHT2, "warm", "night2")
     assert warm.manifest.training["warm_start"]["from"], warm.manifest.training
     cold, cold_s = timed_train(config(), NIGHT2, "cold", "night2")
+    fresh = later.userId.isin(set(night2.userId) - set(night1.userId))  # users new on night 2
     rows = []
     for name, (evaluated, train_s), mode in (
         ("cold + full", (cold, cold_s), "full"),
+        ("cold + continue", (cold, cold_s), "continue"),
         ("warm + full", (warm, warm_s), "full"),
         ("warm + continue", (warm, warm_s), "continue"),
     ):
@@ -172,6 +175,7 @@ def main() -> None:
                 "train_epochs": evaluated.manifest.training["epochs_run"],
                 "test_ndcg": evaluated.manifest.metrics["test"]["ndcg@10"],
                 "later_ndcg_evaluated": later_ndcg(evaluated.path, prepared, later),
+                "later_ndcg_new_users": later_ndcg(evaluated.path, prepared, later[fresh]),
                 "refit_s": round(refit_s, 1),
                 "refit_epochs": refit.manifest.training["epochs_run"],
                 "later_ndcg_refit": later_ndcg(refit.path, prepared, later),
@@ -180,17 +184,20 @@ def main() -> None:
     popular = later_ndcg(None, prepared, later)
     header = (
         f"{'variant':<16} {'train s':>8} {'epochs':>6} {'test NDCG@10':>12} {'later, eval':>11} "
-        f"{'refit s':>8} {'epochs':>6} {'later, refit':>12}"
+        f"{'new users':>9} {'refit s':>8} {'epochs':>6} {'later, refit':>12}"
     )
     print(f"\n{header}\n{'-' * len(header)}")
     for r in rows:
         print(
             f"{r['variant']:<16} {r['train_s']:>8.1f} {r['train_epochs']:>6} "
-            f"{r['test_ndcg']:>12.4f} {r['later_ndcg_evaluated']:>11.4f} {r['refit_s']:>8.1f} "
+            f"{r['test_ndcg']:>12.4f} {r['later_ndcg_evaluated']:>11.4f} "
+            f"{r['later_ndcg_new_users']:>9.4f} {r['refit_s']:>8.1f} "
             f"{r['refit_epochs']:>6} {r['later_ndcg_refit']:>12.4f}"
         )
     print(f"{'popularity':<16} {'':>8} {'':>6} {'':>12} {popular:>11.4f}")
-    print("later: NDCG@10 on the rows after night 2, every item not rated by then a candidate")
+    print("later: NDCG@10 on the rows after night 2, every item not rated by then a candidate;")
+    print("new users: the same, for the later rows of users first seen on night 2")
+    print("warm start:", json.dumps(warm.manifest.training["warm_start"].get("fold_in")))
     (work / "results.json").write_text(json.dumps({"rows": rows, "popular": popular}, indent=2))
 
 

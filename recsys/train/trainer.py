@@ -86,8 +86,10 @@ def check_train_config(tcfg: TrainConfig) -> None:
         )
     if tcfg.refit_mode not in ("full", "continue"):
         raise RecsysError(f"train.refit_mode must be full or continue, got {tcfg.refit_mode!r}")
+    if not 0 < tcfg.warm_lr_scale <= 1:
+        raise RecsysError(f"train.warm_lr_scale must be in (0, 1], got {tcfg.warm_lr_scale}")
     tcfg = resolve_train(tcfg)
-    for name in ("dim", "epochs", "refit_epochs"):
+    for name in ("dim", "epochs", "refit_epochs", "warm_patience"):
         if getattr(tcfg, name) < 1:
             raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
     try:
@@ -231,6 +233,7 @@ def fit(
     from recsys.splits import load_split, split_dir
     from recsys.train.callbacks import RankingValidation, TrainTimer
     from recsys.train.data import ratings_dataset
+    from recsys.train.foldin import fold_in_users
     from recsys.train.optim import SparseTableOptimizer
     from recsys.train.progress import EpochProgress
     from recsys.train.ranking import check_positives, item_frequencies
@@ -281,19 +284,26 @@ def fit(
     if tcfg.objective == "ranking":
         ranking = ranking_settings(tcfg, manifest, per_replica)
         log.info("ranking loss %s", ranking)
-        train_rows = load_split(prepared, trained, columns=(S.ITEM_IDX, S.RATING))
+        train_rows = load_split(prepared, trained)
         check_positives(
             train_rows[S.RATING].to_numpy(), tcfg.min_rating, f"the prepared run {prepared}"
         )
+    warmed = warm.weights is not None
+    # A warm run starts near the optimum: a smaller step, and less patience for a plateau.
+    learning_rate = tcfg.learning_rate * (tcfg.warm_lr_scale if warmed else 1.0)
+    patience = tcfg.warm_patience if warmed else tcfg.patience
     with strategy.scope():
         model = build_model(tcfg, manifest, features, ranking)
         model.xla = bool(tcfg.jit_compile) and replicas == 1
         warm_stats = warm.apply(model)
         if ranking is not None:
             model.item_freq = item_frequencies(train_rows[S.ITEM_IDX].to_numpy(), manifest.n_items)
+            if warmed and tcfg.warm_fold_in:
+                new_users = np.flatnonzero(warm.user_rows < 0)
+                warm_stats["fold_in"] = fold_in_users(model, new_users, train_rows, ranking)
         model.compile(
             optimizer=SparseTableOptimizer(
-                table_learning_rate(tcfg.learning_rate, global_batch, tcfg.table_optimizer),
+                table_learning_rate(learning_rate, global_batch, tcfg.table_optimizer),
                 tcfg.dense_learning_rate,
                 table_method=tcfg.table_optimizer,
             ),
@@ -332,7 +342,7 @@ def fit(
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor[0],
-                patience=tcfg.patience,
+                patience=patience,
                 restore_best_weights=True,
                 mode=monitor[1],
             )
@@ -358,7 +368,7 @@ def fit(
         "replicas": replicas,
         "steps_per_epoch": steps,
         "table_learning_rate": table_learning_rate(
-            tcfg.learning_rate, global_batch, tcfg.table_optimizer
+            learning_rate, global_batch, tcfg.table_optimizer
         ),
         "ranking_loss": ranking,
         "epochs_run": len(timer.seconds),
@@ -428,8 +438,14 @@ def run_train(
     evaluated = None
     if refit_of is not None:
         evaluated = ModelManifest.read(refit_of)
-        cfg = refit_config(cfg, evaluated)
         prepared = evaluated.prepared.folder  # retention keeps what a model needs
+        held_out = PreparedManifest.read(prepared)
+        if cfg.train.refit_mode == "continue" and not held_out.count("val") + held_out.count(
+            "test"
+        ):
+            log.info("%s has no val or test rows to continue on: a full refit", prepared)
+            cfg = replace(cfg, train=replace(cfg.train, refit_mode="full"))
+        cfg = refit_config(cfg, evaluated)
     check_train_config(cfg.train)
     cfg = replace(cfg, train=resolve_train(cfg.train))
     family = cfg.train.model
@@ -440,11 +456,6 @@ def run_train(
     splits, warm_from = ("train",), None
     if evaluated is not None and cfg.train.refit_mode == "continue":
         splits, warm_from = ("val", "test"), refit_of
-        if not manifest.count("val") + manifest.count("test"):
-            raise RecsysError(
-                f"the prepared run {prepared} has no val or test rows for a continue refit; "
-                "use train.refit_mode=full"
-            )
     elif evaluated is not None:
         splits = ("train", "val", "test")
         # A full refit re-runs the evaluated model's recipe, its start included: a model that

@@ -101,7 +101,7 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
     params = out["params"]
     assert params["top_n"] == 10 and params["split"] == "leave-last"
     assert params["refit"] is True and params["objective"] == "ranking"
-    assert params["warm_start"] is False and params["refit_mode"] == "full"
+    assert params["warm_start"] is True and params["refit_mode"] == "continue"
     assert params["root"] == str(REPO / "var")
     assert params["drift_min_share"] == params["publish_min_share"] == 0.5
     assert params["move_latest_backwards"] is False

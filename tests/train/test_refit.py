@@ -29,7 +29,8 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     assert ev.training["trained_on"] == ["train"] and ev.refit_of is None
     code = main(
         ["train", "--root", root, "--ds", "2026-04-01", "--run", "refit", "--refit",
-         "--refit-ds", "2026-04-01", "--refit-run", "evaluated"]
+         "--refit-ds", "2026-04-01", "--refit-run", "evaluated",
+         "--set", "train.refit_mode=full"]
     )  # fmt: skip
     assert code == 0
     assert "(refit; held-out metrics of run=evaluated)" in capsys.readouterr().out
@@ -38,7 +39,7 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     assert m["refit_of"]["path"] == str(evaluated.path)
     assert m["training"]["trained_on"] == ["train", "val", "test"]
     # Same settings, run for the evaluated model's best number of epochs, no early stopping.
-    same = {**ev.train, "epochs": ev.training["best_epoch"]}
+    same = {**ev.train, "epochs": ev.training["best_epoch"], "refit_mode": "full"}
     assert json.dumps(m["train"], sort_keys=True) == json.dumps(same, sort_keys=True)  # NaN
     assert m["training"]["epochs_run"] == ev.training["best_epoch"]
     # Every row trained on: more steps per epoch than the evaluated model's train split gave.
@@ -59,3 +60,35 @@ def test_refit_flags_without_refit_are_an_error(trained, capsys):
     root, _ = trained
     assert main(["train", "--root", root, "--refit-run", "evaluated"]) == 2
     assert "add --refit" in capsys.readouterr().err
+
+
+def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_rows(
+    trained, tmp_path, caplog
+):
+    import logging
+    import shutil
+
+    from recsys.train.trainer import run_train
+
+    root, evaluated = trained
+    m = run_train(load_config(root=root), "2026-04-01", "continued", refit_of=evaluated.path)
+    assert m.manifest.training["continued_on"] == ["val", "test"]
+
+    # A prepared run whose rows are all train rows: nothing to continue on.
+    src = storage.resolve(root, "prepared", "2026-04-01")
+    paths = storage.new_run(root, "prepared", "2026-04-02", "all-train")
+    shutil.copytree(src, paths.staging, dirs_exist_ok=True)
+    for split in ("val", "test"):
+        shutil.rmtree(paths.staging / "ratings" / f"split={split}")
+    manifest = storage.read_manifest(src)
+    manifest.update(ds="2026-04-02", run="all-train", counts={**manifest["counts"], "val": 0,
+                                                             "test": 0})  # fmt: skip
+    (paths.staging / "manifest.json").unlink()
+    storage.commit(paths, manifest)
+    cfg = load_config(root=root, train={"epochs": 2, "dim": 8, "seed": 3})
+    only = run_train(cfg, "2026-04-02", "all-train", "2026-04-02", "all-train")
+    with caplog.at_level(logging.INFO, logger="recsys.train.trainer"):
+        refit = run_train(load_config(root=root), "2026-04-02", "refit", refit_of=only.path)
+    assert refit.manifest.training["trained_on"] == ["train", "val", "test"]
+    assert "continued_on" not in refit.manifest.training
+    assert any("no val or test rows to continue on" in r.getMessage() for r in caplog.records)

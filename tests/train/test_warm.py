@@ -162,6 +162,45 @@ def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
     assert record["from"] == str(models[family]) and record["kept_fresh"] == []
 
 
+@pytest.mark.parametrize("family", ["biased-mf", "neumf"])
+def test_fold_in_solves_only_the_rows_of_users_new_tonight(nights, family):
+    from recsys.splits import load_split
+    from recsys.train.foldin import fold_in_users
+    from recsys.train.trainer import build_model, ranking_settings
+    from recsys.train.warm import load_warm_start
+
+    root, _, night2, models = nights
+    cfg = tcfg(model=family, warm_start=True)
+    manifest = PreparedManifest.read(night2)
+    ranking = ranking_settings(cfg, manifest, 256)
+    start = load_warm_start(root, cfg, night2, manifest, models[family])
+    model = build_model(cfg, manifest, None, ranking)
+    start.apply(model)
+    table = "user_emb" if family == "biased-mf" else "user_gmf"
+    before = np.array(getattr(model, table))
+    new = np.flatnonzero(start.user_rows < 0)
+    rows = load_split(night2, "train")
+    record = fold_in_users(model, new, rows, ranking)
+    after = np.array(getattr(model, table))
+    old = np.setdiff1d(np.arange(len(before)), new)
+    np.testing.assert_array_equal(after[old], before[old])
+    if family == "neumf":  # no fold-in for a neural model: fresh rows stay
+        assert record["users"] == 0 and "no fold-in" in record["reason"]
+        np.testing.assert_array_equal(after, before)
+        return
+    assert record["users"] == len(new) == 5
+    assert record["loss_after"] < record["loss_before"]
+    # Each new row is the minimiser of its user's full-softmax loss: the gradient vanishes.
+    arrays = model.export_arrays()
+    v, b = arrays["item_factors"], arrays["item_bias"]
+    for user in new:
+        chosen = rows[S.ITEM_IDX].to_numpy()[rows[S.USER_IDX].to_numpy() == user]
+        p = np.exp(after[user] @ v.T + b)
+        p /= p.sum()
+        grad = p @ v - v[chosen].mean(0) + 2 * cfg.l2 * after[user]
+        assert np.abs(grad).max() < 1e-3, user
+
+
 def _corrupt(models, tmp_path):
     bad = tmp_path / "run=corrupt"
     shutil.copytree(models["biased-mf"], bad)
@@ -257,9 +296,15 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
     record = m.training["warm_start"]
     assert record["from"] == str(models["biased-mf"]) and record["users"] == 96
     assert {"user_emb#0", "item_emb#0", "item_bias#0", "side_emb#0"} <= set(record["copied"])
+    # The five users new tonight were folded in; the step is the warm one.
+    fold = record["fold_in"]
+    assert fold["users"] == 5 and fold["loss_after"] < fold["loss_before"]
+    t = resolve_train(cfg.train)
+    assert m.training["table_learning_rate"] == pytest.approx(t.learning_rate * t.warm_lr_scale)
 
     # Its full refit re-runs the recipe from the same start, not from random rows.
-    refit = run_train(load_config(root=root), NIGHT2, "warm-refit", refit_of=result.path).manifest
+    full = load_config(root=root, train={"refit_mode": "full"})
+    refit = run_train(full, NIGHT2, "warm-refit", refit_of=result.path).manifest
     assert refit.training["warm_start"]["from"] == str(models["biased-mf"])
     assert refit.training["trained_on"] == ["train", "val", "test"]
     assert refit.train["epochs"] == m.training["best_epoch"]
@@ -314,7 +359,7 @@ def test_refit_config_takes_the_mode_from_the_command_and_never_warm_starts():
         train=vars(tcfg(warm_start=True, epochs=30)),
         training={"best_epoch": 7},
     )
-    full = refit_config(load_config(), evaluated).train
+    full = refit_config(load_config(train={"refit_mode": "full"}), evaluated).train
     assert (full.epochs, full.refit_mode, full.warm_start) == (7, "full", False)
     cfg = load_config(train={"refit_mode": "continue", "refit_epochs": 3})
     cont = refit_config(cfg, evaluated).train
