@@ -58,5 +58,9 @@ def evaluate_prepared(
         )
     if "test" in out:
         test = sample_users(load_split(prepared, "test"), max_users, seed)
-        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k)
+        # EASE's lambda is chosen on the validation users (sampled like the test users).
+        val = None
+        if manifest["counts"].get("val", 0):
+            val = sample_users(load_split(prepared, "val"), max_users, seed)
+        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k, val_df=val)
     return out
