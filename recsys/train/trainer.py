@@ -466,6 +466,13 @@ def run_train(
     model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits, warm_from)
     if splits == ("val", "test"):  # continue refit: the evaluated model's train rows, then these
         stats = {**stats, "trained_on": ["train", *splits], "continued_on": list(splits)}
+    if cfg.train.objective == "rating":  # users/items without a trained row: the mean row
+        from recsys.train.data import load_split as load_rows
+        from recsys.train.models import fill_cold_rows
+
+        trained = [s for s in stats["trained_on"] if manifest["counts"][s]]
+        rows = load_rows([prepared / "ratings" / f"split={s}" for s in trained])
+        stats["cold_rows"] = fill_cold_rows(model, rows[S.USER_IDX], rows[S.ITEM_IDX])
 
     model.save(paths.staging / "model.keras")
     arrays = model.export_arrays()
