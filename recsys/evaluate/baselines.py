@@ -199,9 +199,9 @@ class MostPopular:
 EASE_LAMBDA = 500.0
 # Grid searched on the validation split, about x3 apart (each point is one n_items^3 inversion).
 EASE_LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)
-# Largest catalogue EASE is fitted for. Peak memory is about 28 bytes x n_items^2 (the float64 Gram,
-# its inverse, LAPACK's copy, the float32 weights): 0.7 GB at 5,000 items, and one inversion took
-# 12 s there on the 2-core machine (benchmarks/ease_bench.py, docs/quality.md).
+# Largest catalogue EASE is fitted for. Peak memory is about 34 bytes x n_items^2 (the float64 Gram,
+# its inverse, LAPACK's copy, the float32 weights): 0.8 GB at 5,000 items, where one inversion took
+# 12 s on the 2-core machine (57 s and 2 GB at 8,000; benchmarks/ease_bench.py, docs/quality.md).
 EASE_MAX_ITEMS = 5_000
 
 
