@@ -153,6 +153,8 @@ def fill_cold_rows(model: RecModel, user_idx: np.ndarray, item_idx: np.ndarray) 
     features through ``v_i``), and a cold item likewise the average item of each user (with its
     own genres, which are data, not a row). Every user and item table of the family (embeddings,
     biases, NeuMF's two branches) is filled the same way, so Keras and the exported arrays agree.
+    The rule is this run's training rows only: a row a warm start copied is replaced too when its
+    user or item has none tonight.
 
     Args:
         model: A trained model (its tables are overwritten in place).
