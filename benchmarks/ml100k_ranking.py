@@ -1,7 +1,8 @@
 """Top-N quality of ``recsys train`` on real MovieLens 100K, next to popularity and a rating model.
 
     python benchmarks/ml100k_ranking.py --data /tmp/ml/ml-100k --root /tmp/ml100k-rank \
-        [--protocol stratified|leave-last|both] [--set train.dim=64 ...] [--no-rating-model]
+        [--protocol stratified|leave-last|both] [--set train.dim=64 ...] [--no-rating-model] \
+        [--seeds 0 1 2]
 
 ``stratified`` is the protocol of the Microsoft Recommenders MovieLens 100K benchmark: 75/25 split
 stratified per item (seed 42), every item the user did not rate in train is a candidate, k=10.
@@ -12,14 +13,17 @@ Each protocol's split is prepared once with recsys's own Spark ``prepare`` into 
 reused. The script trains the default model (``TrainConfig`` plus ``--set`` overrides), and unless
 ``--no-rating-model`` the rating model (``--objective rating``), then prints NDCG, precision,
 recall, MAP, hit rate, coverage and novelty at 10 for: the model, the rating model, the biased
-baseline (ranking by predicted rating) and the popularity list. The MovieLens files are read where
-they are; nothing is copied into the repository.
+baseline (ranking by predicted rating), the popularity list and EASE (the project's own baseline of
+the same run: lambda chosen on the validation split, the default without one). ``--seeds`` trains
+the model once per seed (``train.seed``) and ends with the mean NDCG@10 of the model and of EASE
+over them. The MovieLens files are read where they are; nothing is copied into the repository.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,26 +53,35 @@ def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
     return result.manifest, time.perf_counter() - started
 
 
-def run(args: argparse.Namespace, protocol: str) -> None:
+def run(args: argparse.Namespace, protocol: str, seed: int | None) -> tuple[float, float]:
+    """Train and print one protocol; returns the test NDCG@k of the model and of EASE."""
     ds, prepare = PROTOCOLS[protocol]
     ensure_prepared(args.root, ds, {"input": str(Path(args.data) / "u.data")}, prepare)
-    manifest, seconds = train(args.root, ds, args.set)
+    overrides = [*args.set, *([] if seed is None else [f"train.seed={seed}"])]
+    manifest, seconds = train(args.root, ds, overrides)
     metrics, k = manifest.metrics, manifest.train["k"]
     training = manifest.training
     rows = [(f"model ({manifest.family}, {manifest.objective})", metrics["test"])]
     if not args.no_rating_model:
-        rating, _ = train(args.root, ds, [*args.set, "train.objective=rating"])
-        rows.append(("rating model (biased-mf, rating)", rating["metrics"]["test"]))
+        rating, _ = train(args.root, ds, [*overrides, "train.objective=rating"])
+        rows.append(("rating model (biased-mf, rating)", rating.metrics["test"]))
     base = metrics["baselines"]
     rows += [("biased baseline", base["biased_baseline"]), ("most popular", base["most_popular"])]
+    ease = base.get("ease", {"skipped": "not in this run's metrics"})
+    if "skipped" not in ease:
+        rows.append((f"EASE (lambda {ease['lambda']:g}, {ease['lambda_from']})", ease))
     print(
         f"\n{protocol}: {manifest.dims.users} users x {manifest.dims.items} items, "
         f"model trained in {seconds:.0f}s ({training['epochs_run']} epochs, "
-        f"{training['ratings_per_second']:,} rows/s) [{' '.join(args.set) or 'defaults'}]"
+        f"{training['ratings_per_second']:,} rows/s) [{' '.join(overrides) or 'defaults'}]"
     )
     print(f"{'':36s}" + "".join(f"{m + '@' + str(k):>13s}" for m in METRICS))
     for name, m in rows:
         print(f"{name:36s}" + "".join(f"{m[f'{x}@{k}']:13.4f}" for x in METRICS), flush=True)
+    if "skipped" in ease:
+        print(f"EASE skipped: {ease['skipped']}")
+        return metrics["test"][f"ndcg@{k}"], float("nan")
+    return metrics["test"][f"ndcg@{k}"], ease[f"ndcg@{k}"]
 
 
 def main() -> int:
@@ -80,12 +93,24 @@ def main() -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. train.dim=64"
     )
     parser.add_argument("--no-rating-model", action="store_true", help="skip the rating model")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="train.seed values, e.g. 0 1 2"
+    )
     parser.add_argument("--verbose", action="store_true", help="log recsys's INFO messages")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         for protocol in PROTOCOLS if args.protocol == "both" else [args.protocol]:
-            run(args, protocol)
+            seeds = args.seeds or [None]
+            got = [run(args, protocol, seed) for seed in seeds]
+            if len(seeds) > 1:
+                model, ease = (statistics.mean(g[j] for g in got) for j in (0, 1))
+                print(
+                    f"{protocol}, mean over seeds {' '.join(map(str, seeds))}: model NDCG@10 "
+                    f"{model:.4f} (" + " ".join(f"{g[0]:.4f}" for g in got) + f"), EASE "
+                    f"{ease:.4f}, model / EASE {model / ease:.3f}",
+                    flush=True,
+                )
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

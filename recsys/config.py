@@ -147,7 +147,8 @@ class TrainConfig:
     # None: the objective's default.
     epochs: int | None = None
     # Epochs without validation improvement before stopping (best weights are restored); the
-    # ranking validation is noisy, so it waits longer. None: the objective's default.
+    # ranking validation is noisy, so it waits longer (docs/quality.md). None: the objective's
+    # default.
     patience: int | None = None
     # Ranking loss: softmax (full, or sampled with log-Q correction) or bpr (kept to compare).
     loss: str = "softmax"
@@ -203,7 +204,7 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
         "l2": 0.05,
         "learning_rate": 0.002,
         "epochs": 40,
-        "patience": 6,
+        "patience": 10,
         "table_optimizer": "adam",
     },
 }

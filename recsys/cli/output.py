@@ -54,19 +54,14 @@ def print_metrics(metrics: dict, k: int, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    base = metrics.get("baselines", {})
-    table = Table(title=title)
-    for col in ("metric", "model", "global mean", "biased baseline (rating)", "most popular"):
+    from recsys.evaluate.report import ease_note, metric_rows
+
+    header, rows = metric_rows(metrics, k)
+    table = Table(title=title, caption=ease_note(metrics) or None)
+    for col in header:
         table.add_column(col, justify="left" if col == "metric" else "right")
-
-    def cell(d: dict, key: str) -> str:
-        return f"{d[key]:.4f}" if key in d else ""
-
-    for key in ["rmse", "mae"] + [f"{m}@{k}" for m in METRICS]:
-        if key in metrics.get("test", {}):
-            table.add_row(
-                key, cell(metrics["test"], key), *(cell(base.get(b, {}), key) for b in BASELINES)
-            )
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 

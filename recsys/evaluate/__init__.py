@@ -4,18 +4,20 @@ Nothing here imports Spark or TensorFlow, so the same code scores a model in the
 the gate and in a notebook. ``protocol`` is the entry point; the other modules are its parts.
 """
 
-from recsys.evaluate.baselines import BiasedBaseline, GlobalMean, MostPopular
-from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.evaluate.baselines import EASE, BiasedBaseline, GlobalMean, MostPopular
+from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer, fit_ease
 from recsys.evaluate.ranking import Interactions, ranking_metrics, seen_matrix, top_k
 from recsys.evaluate.rating import mae, rmse
 
 __all__ = [
+    "EASE",
     "BiasedBaseline",
     "GlobalMean",
     "Interactions",
     "MostPopular",
     "evaluate_baselines",
     "evaluate_scorer",
+    "fit_ease",
     "mae",
     "ranking_metrics",
     "rmse",

@@ -8,6 +8,10 @@ A trained model is only worth serving if it does better than what needs no train
   factor model that does not beat it has learnt no interaction.
 * ``MostPopular`` recommends the items most often interacted with in train: the floor for the
   ranking metrics, and the list the gate compares a model against.
+* ``EASE`` (Steck 2019) is the strongest simple top-N baseline: a closed-form item-item model
+  fitted in seconds on a small catalogue. It is information for a person (is the trained model
+  worth its training?), not a gate: its Gram matrix is ``n_items^2`` floats, so it is skipped
+  above ``EASE_MAX_ITEMS`` (see ``recsys.evaluate.protocol.fit_ease``).
 
 All are fitted from a pandas frame with the prepared columns (``recsys.schema``); user and item
 indices are the contiguous ones assigned by prepare, so parameters are plain arrays indexed by
@@ -22,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from recsys import schema as S
 from recsys.errors import RecsysError
+from recsys.evaluate.ranking import Interactions, seen_matrix
 
 
 def _column(frame: pd.DataFrame, col: str) -> np.ndarray:
@@ -186,3 +191,103 @@ class MostPopular:
             raise RuntimeError("MostPopular.score_block called before fit.")
         n = np.asarray(user_ids).size
         return np.broadcast_to(self.counts.astype(np.float32), (n, self.counts.size))
+
+
+# EASE's lambda when no validation split can choose one: Steck's value for ML-20M; on ML-100K
+# the validation grid picks 300 under leave-last and the stratified test curve is flat from 300
+# to 500 (docs/quality.md).
+EASE_LAMBDA = 500.0
+# Grid searched on the validation split, about x3 apart (each point is one n_items^3 inversion).
+EASE_LAMBDAS = (100.0, 300.0, 1000.0, 3000.0)
+# Largest catalogue EASE is fitted for. Peak memory is about 34 bytes x n_items^2 (the float64 Gram,
+# its inverse, LAPACK's copy, the float32 weights): 0.8 GB at 5,000 items, where one inversion took
+# 12 s on the 2-core machine (57 s and 2 GB at 8,000; benchmarks/ease_bench.py, docs/quality.md).
+EASE_MAX_ITEMS = 5_000
+
+
+def dense_rows(seen: Interactions, users: ArrayLike) -> np.ndarray:
+    """The binary rows of ``users`` as a dense ``(b, n_items)`` float32 matrix."""
+    users = np.asarray(users, np.int64).ravel()
+    start, stop = seen.indptr[users], seen.indptr[users + 1]
+    lens = stop - start  # (b,)
+    # positions of every (user, item) entry of the block in seen.indices
+    offsets = np.repeat(start - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+    out = np.zeros((users.size, seen.n_items), np.float32)
+    out[np.repeat(np.arange(users.size), lens), seen.indices[offsets]] = 1.0
+    return out
+
+
+def item_gram(seen: Interactions, block_users: int = 1024) -> np.ndarray:
+    """``X^T X`` of the binary user x item matrix, ``(n_items, n_items)`` float64.
+
+    Dense blocks of users through BLAS: float32 counts are exact up to 2^24 per block, and the
+    blocks accumulate in float64. Cost ``2 n_users n_items^2`` flops.
+    """
+    n = seen.n_items
+    gram = np.zeros((n, n), np.float64)
+    for start in range(0, seen.n_users, block_users):
+        x = dense_rows(seen, np.arange(start, min(start + block_users, seen.n_users)))  # (b, n)
+        gram += x.T @ x
+    return gram
+
+
+class EASE:
+    """Steck's EASE^R: item-item weights ``B`` that rebuild each user's row from the others.
+
+    ``B = argmin ||X - X B||^2 + lam ||B||^2`` subject to ``diag(B) = 0`` on the binary train
+    matrix ``X`` has the closed form ``B = I - P / diag(P)`` (column ``j`` divided by
+    ``P_jj``) with ``P = (X^T X + lam I)^-1``; a user's scores are ``X_u B`` (Steck, "Embarrassingly
+    Shallow Autoencoders for Sparse Data", WWW 2019). No training loop, one hyper-parameter, and
+    on MovieLens it ranks as well as most trained recommenders: the bar a trained model must clear
+    to be worth its training. An item with no train row gets a zero column (score 0).
+
+    Args:
+        lam: The ridge weight; larger shrinks ``B`` towards co-occurrence counts.
+    """
+
+    def __init__(
+        self, lam: float = EASE_LAMBDA, col_user: str = S.USER_IDX, col_item: str = S.ITEM_IDX
+    ):
+        if not lam > 0:
+            raise ValueError(f"EASE needs lam > 0, got {lam}.")
+        self.lam = float(lam)
+        self.col_user = col_user
+        self.col_item = col_item
+        self.seen: Interactions | None = None
+        self.weights: np.ndarray | None = None  # (n_items, n_items) float32, zero diagonal
+
+    def interactions(self, train_df: pd.DataFrame, n_users: int, n_items: int) -> Interactions:
+        """The binary train matrix ``X`` (a repeated pair counts once)."""
+        _nonempty(train_df)
+        u = _indices(_column(train_df, self.col_user), n_users, self.col_user)
+        i = _indices(_column(train_df, self.col_item), n_items, self.col_item)
+        return seen_matrix(u, i, n_users, n_items)
+
+    def fit(
+        self,
+        train_df: pd.DataFrame,
+        n_users: int,
+        n_items: int,
+        gram: np.ndarray | None = None,
+        seen: Interactions | None = None,
+    ) -> EASE:
+        """Solve for ``B``. ``gram``/``seen`` (from ``item_gram``/``interactions``) let a lambda
+        grid share them; ``gram`` is left as it was. Returns ``self``."""
+        self.seen = self.interactions(train_df, n_users, n_items) if seen is None else seen
+        g = item_gram(self.seen) if gram is None else gram  # (n, n) float64
+        diag = np.diag_indices(n_items)
+        g[diag] += self.lam
+        try:
+            p = np.linalg.inv(g)  # (n, n) float64
+        finally:
+            g[diag] -= self.lam
+        p /= -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj
+        p[diag] = 0.0
+        self.weights = p.astype(np.float32)
+        return self
+
+    def score_block(self, user_ids: ArrayLike) -> np.ndarray:
+        """``X_u B`` for a block of users, ``(b, n_items)`` float32."""
+        if self.weights is None:
+            raise RuntimeError("EASE.score_block called before fit.")
+        return dense_rows(self.seen, user_ids) @ self.weights

@@ -52,7 +52,11 @@ def evaluate_prepared(
         )
     if "test" in out:
         test = sample_users(load_split(prepared, "test"), max_users, seed)
-        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k)
+        # EASE's lambda is chosen on the validation users (sampled like the test users).
+        val = None
+        if manifest.count("val"):
+            val = sample_users(load_split(prepared, "val"), max_users, seed)
+        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k, val_df=val)
     return out
 
 

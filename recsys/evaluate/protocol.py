@@ -14,16 +14,29 @@ Typical use (train step, after fitting a model ``m``)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from recsys import schema as S
 from recsys.errors import RecsysError
-from recsys.evaluate.baselines import BiasedBaseline, GlobalMean, MostPopular
+from recsys.evaluate.baselines import (
+    EASE,
+    EASE_LAMBDA,
+    EASE_LAMBDAS,
+    EASE_MAX_ITEMS,
+    BiasedBaseline,
+    GlobalMean,
+    MostPopular,
+    item_gram,
+)
 from recsys.evaluate.ranking import ScoreBlockFn, ranking_metrics, seen_matrix, top_k
 from recsys.evaluate.rating import mae, rmse
+
+log = logging.getLogger(__name__)
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -109,12 +122,66 @@ def evaluate_scorer(
     return out
 
 
+def fit_ease(
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame | None,
+    n_users: int,
+    n_items: int,
+    k: int = 10,
+    lambdas: Sequence[float] = EASE_LAMBDAS,
+    default_lambda: float = EASE_LAMBDA,
+    max_items: int = EASE_MAX_ITEMS,
+    col_user: str = S.USER_IDX,
+    col_item: str = S.ITEM_IDX,
+) -> tuple[EASE | None, dict[str, float | str]]:
+    """EASE fitted on train, its lambda the best of ``lambdas`` by validation NDCG@k.
+
+    Without validation rows ``default_lambda`` is used. Above ``max_items`` nothing is fitted
+    (the Gram matrix is ``n_items^2`` floats): one log line says so and the model is None.
+
+    Returns:
+        The fitted model (or None) and what to report: ``lambda``, ``lambda_from``
+        (``validation`` or ``default``), ``val_ndcg@k`` of the chosen lambda, ``fit_seconds``;
+        or ``{"skipped": reason}``.
+    """
+    if n_items > max_items:
+        reason = f"{n_items:,} items is above the EASE limit of {max_items:,}"
+        log.info("EASE baseline skipped: %s (its Gram matrix is n_items^2 floats)", reason)
+        return None, {"skipped": reason}
+    started = time.perf_counter()
+    cols = {"col_user": col_user, "col_item": col_item}
+    seen = EASE(**cols).interactions(train_df, n_users, n_items)
+    gram = item_gram(seen)
+    info: dict[str, float | str] = {}
+    if val_df is None or len(val_df) == 0:
+        best = EASE(default_lambda, **cols).fit(train_df, n_users, n_items, gram, seen)
+        info.update({"lambda": best.lam, "lambda_from": "default"})
+    else:
+        best, best_ndcg = None, -1.0
+        for lam in lambdas:
+            model = EASE(lam, **cols).fit(train_df, n_users, n_items, gram, seen)
+            got = evaluate_scorer(
+                model.score_block, train_df, val_df, n_users, n_items, k=k, **cols
+            )[f"ndcg@{k}"]
+            log.debug("EASE lambda %g: validation ndcg@%d %.4f", lam, k, got)
+            if got > best_ndcg:  # ties keep the smaller lambda
+                best, best_ndcg = model, got
+        info.update({"lambda": best.lam, "lambda_from": "validation", f"val_ndcg@{k}": best_ndcg})
+    info["fit_seconds"] = round(time.perf_counter() - started, 2)
+    log.info(
+        "EASE baseline: lambda %g (%s), %.1fs", best.lam, info["lambda_from"], info["fit_seconds"]
+    )
+    return best, info
+
+
 def evaluate_baselines(
     train_df: pd.DataFrame,
     test_df: pd.DataFrame,
     n_users: int,
     n_items: int,
     k: int = 10,
+    val_df: pd.DataFrame | None = None,
+    ease_max_items: int = EASE_MAX_ITEMS,
     col_user: str = S.USER_IDX,
     col_item: str = S.ITEM_IDX,
     col_rating: str = S.RATING,
@@ -122,11 +189,13 @@ def evaluate_baselines(
     """The floors a model is compared with, on the same split and protocol.
 
     ``biased_baseline`` is a rating model (``mu + b_u + b_i``); its ranking metrics show what
-    ranking by predicted rating gives, next to the popularity list.
+    ranking by predicted rating gives, next to the popularity list. ``ease`` is the strongest
+    simple ranker (``fit_ease``: lambda chosen on ``val_df`` when given).
 
     Returns:
         ``{"global_mean": {"rmse", "mae"}, "biased_baseline": {"rmse", "mae", ranking
-        metrics}, "most_popular": {ranking metrics, "n_eval_users"}}``.
+        metrics}, "most_popular": {ranking metrics, "n_eval_users"}, "ease": {ranking metrics,
+        "lambda", "lambda_from", ...} or {"skipped": reason}}``.
     """
     (te_u, te_i, te_r) = _columns(test_df, (col_user, col_item, col_rating), "test")
     if len(test_df) == 0:
@@ -139,10 +208,20 @@ def evaluate_baselines(
         pred = model.predict(te_u, te_i)
         out[name] = {"rmse": rmse(te_r, pred), "mae": mae(te_r, pred)}
     popular = MostPopular(col_item=col_item).fit(train_df, n_users, n_items)
-    for name, score_block in (
-        ("most_popular", popular.score_block),
-        ("biased_baseline", biased.score_block),
-    ):
+    ease, out["ease"] = fit_ease(
+        train_df,
+        val_df,
+        n_users,
+        n_items,
+        k=k,
+        max_items=ease_max_items,
+        col_user=col_user,
+        col_item=col_item,
+    )
+    rankers = [("most_popular", popular.score_block), ("biased_baseline", biased.score_block)]
+    if ease is not None:
+        rankers.append(("ease", ease.score_block))
+    for name, score_block in rankers:
         ranked = evaluate_scorer(
             score_block,
             train_df,

@@ -1,7 +1,8 @@
 """A run report a person reads: markdown tables next to the baselines, and one PNG of plots.
 
 ``report.md`` holds the test metrics beside the baselines (global mean and biased baseline for
-rating metrics, the popularity list for ranking metrics), the validation metrics and the epochs;
+rating metrics, the popularity list and EASE for ranking metrics), the validation metrics and the
+epochs;
 ``report.png`` shows the learning curves, the ranking metrics against popularity, and the
 distribution of predicted vs true ratings on the test split.
 """
@@ -20,24 +21,51 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def metrics_table(metrics: dict[str, Any], k: int) -> str:
-    """Markdown table: one row per metric, columns model / baselines."""
+# (metrics.json key, column title) of the baselines, in the order they are shown.
+BASELINES = (
+    ("global_mean", "global mean"),
+    ("biased_baseline", "biased baseline (rating model)"),
+    ("most_popular", "most popular"),
+    ("ease", "EASE"),
+)
+
+
+def metric_rows(metrics: dict[str, Any], k: int) -> tuple[list[str], list[list[str]]]:
+    """The test metrics beside the baselines as text: a header and one row per metric.
+
+    Shared by ``report.md`` and the ``recsys evaluate`` / ``recsys summary`` tables, so the two
+    always show the same columns; a metric the model lacks (RMSE of a ranking model) is left out.
+    """
     test = metrics.get("test", {})
     base = metrics.get("baselines", {})
     ranking = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr")]
     ranking += [f"coverage@{k}", f"novelty@{k}"]
-    header = "| metric | model | global mean | biased baseline (rating model) | most popular |"
-    lines = [header, "| --- | ---: | ---: | ---: | ---: |"]
+    header = ["metric", "model", *(title for _, title in BASELINES)]
+    rows = []
     for key in (*RATING_KEYS, *ranking):
         if key not in test:
             continue
-        row = [
-            test.get(key),
-            base.get("global_mean", {}).get(key, ""),
-            base.get("biased_baseline", {}).get(key, ""),
-            base.get("most_popular", {}).get(key, ""),
-        ]
-        lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
+        values = [test[key], *(base.get(name, {}).get(key, "") for name, _ in BASELINES)]
+        rows.append([key, *(_fmt(v) for v in values)])
+    return header, rows
+
+
+def ease_note(metrics: dict[str, Any]) -> str:
+    """One line on how the EASE column was fitted, or why it is empty ("" for older runs)."""
+    ease = metrics.get("baselines", {}).get("ease")
+    if not ease:
+        return ""
+    if "skipped" in ease:
+        return f"EASE skipped: {ease['skipped']}."
+    chosen = "chosen on the validation split" if ease["lambda_from"] == "validation" else "default"
+    return f"EASE: lambda {ease['lambda']:g} ({chosen}), fitted on train in {ease['fit_seconds']}s."
+
+
+def metrics_table(metrics: dict[str, Any], k: int) -> str:
+    """Markdown table: one row per metric, columns model / baselines."""
+    header, rows = metric_rows(metrics, k)
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -52,6 +80,8 @@ def write_report(
     """Write ``report.md`` and ``report.png`` into ``folder``."""
     folder = Path(folder)
     parts = [f"# {title}", "", "## Test split", "", metrics_table(metrics, k), ""]
+    if ease_note(metrics):
+        parts += [ease_note(metrics), ""]
     if "val" in metrics:
         val = ", ".join(f"{key} {_fmt(v)}" for key, v in metrics["val"].items())
         parts += ["## Validation split", "", val, ""]
@@ -97,10 +127,13 @@ def _plot(path: Path, metrics, history, k, ratings) -> None:
         ("model", metrics.get("test", {})),
         ("biased baseline (rating)", base.get("biased_baseline", {})),
         ("most popular", base.get("most_popular", {})),
+        ("EASE", base.get("ease", {})),
     ]
     x = np.arange(len(keys))
+    width = 0.8 / len(bars)
     for j, (label, values) in enumerate(bars):
-        ax.bar(x + (j - 1) * 0.27, [values.get(key, 0) for key in keys], 0.27, label=label)
+        offset = (j - (len(bars) - 1) / 2) * width
+        ax.bar(x + offset, [values.get(key, 0) for key in keys], width, label=label)
     ax.set_xticks(x, keys, rotation=30)
     ax.set(title="ranking metrics (test)")
     ax.legend()

@@ -473,6 +473,15 @@ def run_train(
     model, history, stats = fit(cfg, prepared, manifest, ds, paths.staging, splits, warm_from)
     if splits == ("val", "test"):  # continue refit: the evaluated model's train rows, then these
         stats = {**stats, "trained_on": ["train", *splits], "continued_on": list(splits)}
+    if cfg.train.objective == "rating":  # users/items without a trained row: the mean row
+        from recsys.splits import load_split
+        from recsys.train.models import fill_cold_rows
+
+        trained = [s for s in stats["trained_on"] if manifest.count(s)]
+        rows = load_split(prepared, trained, columns=(S.USER_IDX, S.ITEM_IDX))
+        stats["cold_rows"] = fill_cold_rows(
+            model, rows[S.USER_IDX].to_numpy(), rows[S.ITEM_IDX].to_numpy()
+        )
 
     model.save(paths.staging / "model.keras")
     arrays = model.export_arrays()

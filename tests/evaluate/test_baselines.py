@@ -8,7 +8,7 @@ import pytest
 
 from recsys import schema as S
 from recsys.errors import RecsysError
-from recsys.evaluate.baselines import BiasedBaseline, GlobalMean, MostPopular
+from recsys.evaluate.baselines import EASE, BiasedBaseline, GlobalMean, MostPopular
 from recsys.evaluate.ranking import seen_matrix, top_k
 
 
@@ -95,3 +95,49 @@ def test_bad_frames_are_user_errors():
         BiasedBaseline().fit(frame([0], [3], [1.0]), n_users=1, n_items=3)
     with pytest.raises(RuntimeError, match="before fit"):
         BiasedBaseline().predict([0], [0])
+
+
+# EASE on 3 users x 4 items: u0 {0, 1}, u1 {1, 2}, u2 {0, 1, 2}; item 3 is never rated.
+EASE_TRAIN = frame([0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 2, 0, 1, 2], [1.0] * 7)
+
+
+def test_ease_weights_and_scores_by_hand():
+    # X^T X + 1 I on items 0..2 = [[3, 2, 1], [2, 4, 2], [1, 2, 3]] (det 16), item 3: [[1]].
+    # P = [[8, -4, 0], [-4, 8, -4], [0, -4, 8]] / 16, P_33 = 1; B_ij = -P_ij / P_jj, diag 0:
+    model = EASE(lam=1.0).fit(EASE_TRAIN, n_users=3, n_items=4)
+    want = np.array(
+        [[0.0, 0.5, 0.0, 0.0], [0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    )
+    np.testing.assert_allclose(model.weights, want, atol=1e-7)
+    # u0 = rows 0 + 1, u2 = rows 0 + 1 + 2; the unrated item 3 scores 0
+    np.testing.assert_allclose(
+        model.score_block(np.array([0, 2])), [[0.5, 0.5, 0.5, 0.0], [0.5, 1.0, 0.5, 0.0]]
+    )
+    # its top-1 unseen item for u0 is item 2 (0.5 over the unrated item 3's 0)
+    seen = seen_matrix(EASE_TRAIN[S.USER_IDX], EASE_TRAIN[S.ITEM_IDX], 3, 4)
+    assert top_k(model.score_block, 3, 4, 1, seen)[0, 0] == 2
+
+
+def test_ease_is_the_constrained_ridge_regression_of_each_item_on_the_others():
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 40, 300), rng.integers(0, 12, 300)
+    train = frame(u, i, np.ones(300))
+    model = EASE(lam=3.0).fit(train, 40, 12)
+    x = np.zeros((40, 12))
+    x[u, i] = 1.0  # binary: a repeated pair counts once
+    for j in range(12):
+        rest = np.delete(np.arange(12), j)
+        # column j without its diagonal: ridge of x[:, j] on the other columns
+        a = x[:, rest]
+        want = np.linalg.solve(a.T @ a + 3.0 * np.eye(11), a.T @ x[:, j])
+        np.testing.assert_allclose(model.weights[rest, j], want, rtol=1e-4, atol=1e-6)
+        assert model.weights[j, j] == 0.0
+
+
+def test_ease_rejects_bad_input():
+    with pytest.raises(ValueError, match="lam > 0"):
+        EASE(lam=0.0)
+    with pytest.raises(RuntimeError, match="before fit"):
+        EASE().score_block(np.array([0]))
+    with pytest.raises(RecsysError, match="no column 'item_idx'"):
+        EASE().fit(EASE_TRAIN.drop(columns=[S.ITEM_IDX]), 3, 4)

@@ -245,3 +245,18 @@ def test_a_model_without_test_metrics_cannot_be_judged(night):
     (model / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RecsysError, match="no test ndcg@10 to judge"):
         run_gate(str(root), model, GateConfig(), k=10)
+
+
+def test_ease_is_reported_but_never_gates(night):
+    root, _, new, (pu, pi) = night
+    user_f, item_f = _good_factors()
+    # A weak model: right for a quarter of the users (group 0), no opinion for the rest.
+    user_f = np.where((np.arange(N_USERS) % GROUPS == 0)[:, None], user_f, 0.0)
+    arrays = _arrays(_in_index_space(user_f, pu), _in_index_space(item_f, pi))
+    model = _write_model(root, "2026-03-02", "weak", new, arrays)
+    metrics = storage.read_manifest(model)["metrics"]
+    ndcg, base = metrics["test"]["ndcg@10"], metrics["baselines"]
+    assert base["most_popular"]["ndcg@10"] < ndcg < base["ease"]["ndcg@10"]
+    result = run_gate(str(root), model, GateConfig(), k=10)
+    assert result.passed, result.reason
+    assert "ease" not in result.manifest.checks

@@ -10,7 +10,8 @@ import pytest
 
 from recsys import schema as S
 from recsys.errors import RecsysError
-from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
+from recsys.evaluate.baselines import EASE, EASE_LAMBDA
+from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer, fit_ease
 
 L3 = math.log2(3)
 
@@ -68,7 +69,7 @@ def test_evaluate_scorer_by_hand():
 
 def test_evaluate_baselines_by_hand():
     got = evaluate_baselines(TRAIN, TEST, 4, 5, k=2)
-    assert set(got) == {"global_mean", "biased_baseline", "most_popular"}
+    assert set(got) == {"global_mean", "biased_baseline", "most_popular", "ease"}
     # train mean (4 + 2 + 3 + 5) / 4 = 3.5; test errors 0.5, -1.5, 1.5
     assert got["global_mean"]["rmse"] == pytest.approx(math.sqrt((0.25 + 2.25 + 2.25) / 3))
     assert got["global_mean"]["mae"] == pytest.approx(3.5 / 3)
@@ -113,3 +114,61 @@ def test_empty_test_and_missing_columns_are_user_errors():
         evaluate_scorer(lambda u: np.zeros((len(u), 5)), TRAIN, TEST.iloc[:0], 3, 5)
     with pytest.raises(RecsysError, match=r"no column\(s\) \['user_idx'\]"):
         evaluate_baselines(TRAIN, TEST.rename(columns={S.USER_IDX: "uid"}), 3, 5)
+
+
+def cooccurring(seed=0, n_users=200, n_items=30):
+    """Users who like one of three item groups: an item predicts the others of its group.
+
+    Returns train, validation and test frames (70/15/15 of the distinct pairs, at random).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        own = np.flatnonzero(np.arange(n_items) % 3 == rng.integers(0, 3))
+        items = np.unique(
+            np.concatenate([rng.choice(own, 6, replace=False), rng.choice(n_items, 2)])
+        )
+        rows.append(frame(np.full(items.size, u), items, np.ones(items.size)))
+    ratings = pd.concat(rows, ignore_index=True)
+    part = rng.random(len(ratings))
+    return ratings[part >= 0.3], ratings[(part >= 0.15) & (part < 0.3)], ratings[part < 0.15]
+
+
+def test_ease_baseline_is_reported_next_to_popularity_and_beats_it_on_cooccurrence():
+    train, val, test = cooccurring()
+    got = evaluate_baselines(train, test, 200, 30, k=5, val_df=val)
+    ease = got["ease"]
+    assert ease["lambda_from"] == "validation" and ease["lambda"] > 0
+    assert {"ndcg@5", "coverage@5", "n_eval_users", "val_ndcg@5", "fit_seconds"} <= set(ease)
+    assert ease["ndcg@5"] > 1.2 * got["most_popular"]["ndcg@5"]
+
+
+def test_ease_lambda_is_the_best_of_the_grid_on_validation():
+    train, val, test = cooccurring(seed=1)
+    grid = (0.5, 5.0, 50.0, 500.0)
+    _, info = fit_ease(train, val, 200, 30, k=5, lambdas=grid)
+    by_hand = {
+        lam: evaluate_scorer(EASE(lam).fit(train, 200, 30).score_block, train, val, 200, 30, k=5)
+        for lam in grid
+    }
+    best = max(grid, key=lambda lam: by_hand[lam]["ndcg@5"])
+    assert info["lambda"] == best and info["lambda_from"] == "validation"
+    assert info["val_ndcg@5"] == pytest.approx(by_hand[best]["ndcg@5"])
+    # the test split plays no part: the same choice whatever it holds
+    assert (
+        evaluate_baselines(train, test, 200, 30, k=5, val_df=val)["ease"]["lambda"]
+        == (fit_ease(train, val, 200, 30, k=5)[1]["lambda"])
+    )
+
+
+def test_ease_without_validation_uses_the_documented_default():
+    model, info = fit_ease(TRAIN, None, 4, 5, k=2)
+    assert info["lambda"] == EASE_LAMBDA == model.lam and info["lambda_from"] == "default"
+
+
+def test_ease_is_skipped_above_its_catalogue_limit_with_a_log_line(caplog):
+    with caplog.at_level("INFO", logger="recsys.evaluate.protocol"):
+        got = evaluate_baselines(TRAIN, TEST, 4, 5, k=2, ease_max_items=4)
+    assert got["ease"] == {"skipped": "5 items is above the EASE limit of 4"}
+    assert "EASE baseline skipped: 5 items is above the EASE limit of 4" in caplog.text
+    assert "ndcg@2" in got["most_popular"]  # the other baselines are still there

@@ -45,8 +45,11 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     assert {"tensorflow", "keras", "numpy"} <= set(m.versions)
     metrics = json.loads((result.path / "metrics.json").read_text())
     assert {"ndcg@10", "map@10", "coverage@10", "novelty@10"} <= set(metrics["test"])
-    assert {"global_mean", "biased_baseline", "most_popular"} <= set(metrics["baselines"])
+    assert {"global_mean", "biased_baseline", "most_popular", "ease"} <= set(metrics["baselines"])
     assert "ndcg@10" in metrics["baselines"]["biased_baseline"]  # the rating baseline ranks too
+    # EASE, its lambda chosen on the validation split of this leave-last run
+    assert metrics["baselines"]["ease"]["lambda_from"] == "validation"
+    assert "| EASE |" in (result.path / "report.md").read_text()
     if objective == "rating":
         assert metrics["test"]["rmse"] < metrics["baselines"]["global_mean"]["rmse"]
     else:
@@ -146,6 +149,7 @@ def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert result.manifest.model_version in out.replace("\n", "")
-    assert "ndcg@10" in out and "most popular" in out
+    assert "ndcg@10" in out and "most popular" in out and "EASE" in out
+    assert "EASE: lambda" in out  # how its column was fitted
     rmse = f"{result.manifest.metrics['test']['rmse']:.4f}"
     assert rmse in out  # re-evaluation gives the training run's own figure
