@@ -1,0 +1,80 @@
+"""The model of a training run, sized and configured from the prepared run's manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys import schema as S
+from recsys.config import TrainConfig
+from recsys.manifests import PreparedManifest
+
+
+def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
+    """Multi-hot genres per item_idx, each row normalised to sum 1: (n_items, n_genres)."""
+    import pyarrow.parquet as pq
+
+    items = pq.read_table(items_dir, columns=[S.ITEM_IDX, S.GENRES]).to_pandas()
+    vocab = sorted({g for gs in items[S.GENRES] for g in gs})
+    if not vocab:
+        return None
+    col = {g: k for k, g in enumerate(vocab)}
+    out = np.zeros((n_items, len(vocab)), np.float32)
+    for idx, gs in zip(items[S.ITEM_IDX], items[S.GENRES], strict=True):
+        for g in gs:
+            out[idx, col[g]] = 1.0
+    sums = out.sum(axis=1, keepdims=True)
+    return np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
+
+
+def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) -> dict[str, Any]:
+    """The ranking loss of ``tcfg`` for this data (``recsys.train.ranking.RankingLoss`` fields).
+
+    A catalogue no larger than the sampled candidates (``negatives + in_batch_negatives``) is
+    scored whole: the full softmax is exact and costs no more.
+    """
+    negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
+    if negatives + in_batch >= manifest.n_items:
+        negatives, in_batch = 0, 0
+    return {
+        "loss": tcfg.loss,
+        "negatives": int(negatives),
+        "in_batch": int(in_batch),
+        "min_rating": float(tcfg.min_rating),
+        "rating_weights": bool(tcfg.rating_weights),
+        "mean_rating": float(manifest.global_mean) or 1.0,
+        "seed": int(tcfg.seed),
+    }
+
+
+def build_model(
+    tcfg: TrainConfig,
+    manifest: PreparedManifest,
+    features: np.ndarray | None,
+    ranking: dict[str, Any] | None = None,
+):
+    """The Keras model of ``tcfg.model`` sized from the prepared manifest."""
+    from recsys.train.models import MODELS
+
+    lo, hi = manifest.rating_scale
+    kwargs: dict[str, Any] = {
+        "dim": tcfg.dim,
+        "l2": tcfg.l2,
+        "rating_min": lo,
+        "rating_max": hi,
+        "global_mean": manifest.global_mean,
+        "item_features": features,
+        "init_scale": tcfg.init_scale,
+        "seed": tcfg.seed,
+        "objective": tcfg.objective,
+        "ranking": ranking,
+    }
+    if tcfg.model == "biased-mf":
+        kwargs.update(sigmoid=tcfg.sigmoid, bias_l2=tcfg.bias_l2)
+    if tcfg.model in ("ncf", "neumf"):
+        kwargs.update(hidden=tuple(int(h) for h in tcfg.hidden.split(",")), dropout=tcfg.dropout)
+    model = MODELS[tcfg.model](manifest.n_users, manifest.n_items, **kwargs)
+    model.build()
+    return model
