@@ -56,7 +56,7 @@ PARAMS = {
     "top_n": Param(10, type="integer", minimum=1, description="items per user"),
     "similar_items": Param(10, type="integer", minimum=0, description="0: no similar_items"),
     "warm_start": Param(True, type="boolean", description="start from last night's model"),
-    "refit": Param(True, type="boolean", description="retrain on every split before scoring"),
+    "refit": Param(True, type="boolean", description="train on the held-out rows before scoring"),
     "refit_mode": Param("continue", enum=["continue", "full"]),
     "drift_min_share": Param(0.5, type="number", minimum=0, description="prepare's guard"),
     "publish_min_share": Param(0.5, type="number", minimum=0, description="publish's guard"),
