@@ -29,6 +29,8 @@ def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     """
     b, n = scores.shape
     out = np.full((b, k), -1, dtype=np.int32)
+    if np.isnan(scores).any():  # a diverged model's NaN scores: never chosen, as -inf
+        scores = np.where(np.isnan(scores), -np.inf, scores)
     kk = min(k, n)
     if b == 0 or kk == 0:
         return out

@@ -24,3 +24,9 @@ def test_equals_a_full_sort_on_ties_and_holes(seed):
     for row, values in enumerate(scores):
         want = [int(i) for i in np.lexsort((np.arange(50), -values)) if values[i] > -np.inf][:7]
         assert got[row].tolist() == want + [-1] * (7 - len(want))
+
+
+def test_nan_scores_are_never_chosen():
+    scores = np.array([[0.5, np.nan, 0.9, np.nan], [np.nan, np.nan, np.nan, 0.1]])
+    got = top_k_rows(scores, 3)
+    np.testing.assert_array_equal(got, [[2, 0, -1], [3, -1, -1]])

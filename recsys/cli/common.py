@@ -84,5 +84,8 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
         error = outcome.pop("error", "")
     if os.environ.get(RESULT_FILE):
         result = {"command": command, "status": status, "error": error, "outcome": outcome}
-        Path(os.environ[RESULT_FILE]).write_text(json.dumps(result, default=str) + "\n")
+        try:
+            Path(os.environ[RESULT_FILE]).write_text(json.dumps(result, default=str) + "\n")
+        except OSError as exc:  # a Spark driver in cluster mode runs far from the worker's /tmp
+            print(f"recsys {command}: outcome not handed over ({exc})", file=sys.stderr)
     return status

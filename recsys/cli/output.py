@@ -6,9 +6,6 @@ from pathlib import Path
 
 from recsys.manifests import PreparedManifest
 
-METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "mrr", "coverage", "novelty")
-BASELINES = ("global_mean", "biased_baseline", "most_popular")
-
 
 def print_prepare_summary(manifest: PreparedManifest, path: Path) -> None:
     """Users, items, rows per split, quarantined rows."""

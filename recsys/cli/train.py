@@ -27,8 +27,9 @@ def register(sub) -> None:
     train.add_argument(
         "--refit",
         action="store_true",
-        help="retrain the model of --refit-ds/--refit-run (default: models/_LATEST) with its "
-        "settings and best epoch count on every split of its prepared run",
+        help="bring the held-out rows into the model of --refit-ds/--refit-run (default: "
+        "models/_LATEST): train.refit_mode=continue (default) trains it on the val and test rows, "
+        "full retrains its settings on every split for its best epoch count",
     )
     train.add_argument("--refit-ds", default=None, help="ds of the model to refit")
     train.add_argument("--refit-run", default=None, help="run id of the model to refit")

@@ -131,7 +131,9 @@ def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
         previous_dir = storage.latest(root, "prepared")
         previous = PreparedManifest.read(previous_dir)
         before = {"rows": previous.rows, "users": previous.n_users, "items": previous.n_items}
-    except ManifestError:
+    except ManifestError as exc:
+        if "newer than" in str(exc):
+            raise
         log.warning("the previous prepared run %s has no counts to compare with", previous_dir)
         return
     except RecsysError:

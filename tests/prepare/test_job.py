@@ -331,3 +331,19 @@ def test_an_input_that_shrank_by_half_is_refused_with_both_figures(spark, tmp_pa
     assert (
         prepare(tmp_path, tmp_path / "half", split="random", min_share=0.3).manifest.n_users == 4
     )  # 16 >= 30% of 40: a shrink the user allowed
+
+
+def test_the_drift_guard_refuses_a_previous_run_of_a_newer_format(tmp_path):
+    """A prepared run written by a newer recsys is not 'nothing to compare with'."""
+    from recsys import storage
+    from recsys.manifests import ManifestError
+    from recsys.prepare.job import check_drift
+
+    paths = storage.new_run(str(tmp_path), "prepared", "2026-01-01", "newer")
+    storage.commit(paths, {"format_version": 99, "ds": "2026-01-01", "run": "newer"})
+    with pytest.raises(ManifestError, match="format version 99, newer than"):
+        check_drift(str(tmp_path), tmp_path / "input.csv", 0.5, rows=10, users=2, items=2)
+    # An old manifest without counts still only warns: the guard has nothing to compare.
+    paths = storage.new_run(str(tmp_path), "prepared", "2026-01-02", "bare")
+    storage.commit(paths, {"ds": "2026-01-02", "run": "bare"})
+    check_drift(str(tmp_path), tmp_path / "input.csv", 0.5, rows=10, users=2, items=2)
