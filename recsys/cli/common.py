@@ -89,3 +89,14 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
         except OSError as exc:  # a Spark driver in cluster mode runs far from the worker's /tmp
             print(f"recsys {command}: outcome not handed over ({exc})", file=sys.stderr)
     return status
+
+
+def run_job(command: str, add_arguments, handler, argv, doc: str) -> int:
+    """A ``jobs/<command>.py`` entry point: the ``recsys <command>`` options and handler under
+    spark-submit (``argv``: None = ``sys.argv[1:]``)."""
+    parser = argparse.ArgumentParser(prog=f"jobs/{command}.py", description=doc.split("\n")[0])
+    add_arguments(parser)
+    common_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args.verbose)
+    return run_handler(command, handler, args)

@@ -95,10 +95,10 @@ def prepare_config(args: argparse.Namespace) -> Config:
     )
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def cmd_prepare(args: argparse.Namespace) -> dict:
     from recsys.cli.output import print_prepare_summary
     from recsys.prepare.job import run_prepare
 
     result = run_prepare(prepare_config(args), args.ds, args.run)
     print_prepare_summary(result.manifest, result.path)
-    return 0
+    return {"path": str(result.path), "ds": result.manifest.ds, "run": result.manifest.run}

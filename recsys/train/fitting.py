@@ -169,7 +169,8 @@ class Start:
 
 
 def start_model(
-    cfg: Config,
+    root: str,
+    tcfg: TrainConfig,
     prepared: Path,
     manifest: PreparedManifest,
     plan: Plan,
@@ -187,8 +188,7 @@ def start_model(
     from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.warm import load_warm_start
 
-    tcfg = resolve_train(cfg.train)
-    warm = load_warm_start(cfg.root, tcfg, prepared, manifest, warm_from)
+    warm = load_warm_start(root, tcfg, prepared, manifest, warm_from)
     features = genre_matrix(prepared / "items", manifest.n_items) if tcfg.genres else None
     ranking = None
     if tcfg.objective == "ranking":
@@ -231,7 +231,8 @@ class Watch:
 
 
 def watch_run(
-    cfg: Config,
+    root: str,
+    tcfg: TrainConfig,
     prepared: Path,
     manifest: PreparedManifest,
     ds: str,
@@ -251,9 +252,8 @@ def watch_run(
     from recsys.train.callbacks import RankingValidation, TrainTimer
     from recsys.train.progress import EpochProgress
 
-    tcfg = resolve_train(cfg.train)
     timer = TrainTimer()
-    backup = _checkpoint_dir(cfg.root, ds, prepared, tcfg, plan.splits)
+    backup = _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
     callbacks = [keras.callbacks.BackupAndRestore(str(backup)), timer]
     val_kwargs, monitor = {}, ("val_rmse" if plan.n_val else "rmse", "min")
     if tcfg.objective == "ranking":
@@ -315,9 +315,9 @@ def fit(
         plan.steps,
     )
     train_fn, val_fn = _input_fns(tcfg, prepared, plan)
-    start = start_model(cfg, prepared, manifest, plan, strategy, warm_from)
+    start = start_model(cfg.root, tcfg, prepared, manifest, plan, strategy, warm_from)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
-    watch = watch_run(cfg, prepared, manifest, ds, plan, start, workdir, validation_data)
+    watch = watch_run(cfg.root, tcfg, prepared, manifest, ds, plan, start, workdir, validation_data)
     history = start.model.fit(
         strategy.distribute_datasets_from_function(train_fn),
         epochs=tcfg.epochs,
