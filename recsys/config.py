@@ -131,8 +131,9 @@ class TrainConfig:
     # auto | memory | stream: hold the train split in memory (a full permutation each epoch) or
     # stream it from Parquet in shuffled chunks; auto holds up to 50M rows (600 MB) in memory.
     input_mode: str = "auto"
-    # The tables' step: row-wise Adagrad's at a global batch of 256, scaled linearly with the
-    # batch (its update is in effect SGD); lazy Adam's as given. None: the objective's default.
+    # The tables' step at a global batch of 256: row-wise Adagrad's scales linearly with the
+    # batch (its update is in effect SGD), lazy Adam's with its square root (a warm run's: as
+    # given). None: the objective's default.
     learning_rate: float | None = None
     # Optimiser of the embedding tables, both row-sparse (recsys.train.optim): adagrad (row-wise)
     # or adam (lazy). None: adagrad for rating models (tuned with it), adam for ranking ones (the
@@ -150,6 +151,11 @@ class TrainConfig:
     # ranking validation is noisy, so it waits longer (docs/quality.md). None: the objective's
     # default.
     patience: int | None = None
+    # On a validation plateau of ``decay_patience`` epochs, multiply the tables' step by
+    # ``decay`` (1: never), down to ``learning_rate``: the large step of a large batch finds the
+    # plateau fast, the smaller one then climbs it. None: the objective's default.
+    decay: float | None = None
+    decay_patience: int = 2
     # Ranking loss: softmax (full, or sampled with log-Q correction) or bpr (kept to compare).
     loss: str = "softmax"
     # Ranking, sampled softmax: items drawn uniformly from the catalogue and shared by a batch,
@@ -157,6 +163,10 @@ class TrainConfig:
     # its speed. A catalogue no larger than the two (or both 0) gets the full softmax.
     negatives: int = 256
     in_batch_negatives: int = 256
+    # Ranking, sampled softmax, mf / biased-mf: a batch holds each user's rows in runs of this
+    # many, and candidates are scored once per run, not per row: the same loss at a fraction of
+    # the candidate work (docs/training-throughput.md). 1: rows in any order.
+    user_group: int = 4
     # Ranking: rows rated below this are not choices (e.g. 4 keeps only liked items); NaN: every
     # row counts (what a rating log and an implicit log both say: the user chose the item).
     min_rating: float = float("nan")
@@ -197,6 +207,7 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
         "learning_rate": 0.5,
         "epochs": 60,
         "patience": 3,
+        "decay": 1.0,
         "table_optimizer": "adagrad",
     },
     "ranking": {
@@ -205,6 +216,7 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
         "learning_rate": 0.002,
         "epochs": 40,
         "patience": 10,
+        "decay": 0.5,
         "table_optimizer": "adam",
     },
 }

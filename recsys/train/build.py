@@ -33,19 +33,27 @@ def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) 
     """The ranking loss of ``tcfg`` for this data (``recsys.train.ranking.RankingLoss`` fields).
 
     A catalogue no larger than the sampled candidates (``negatives + in_batch_negatives``) is
-    scored whole: the full softmax is exact and costs no more.
+    scored whole: the full softmax is exact and costs no more. User runs (``train.user_group``)
+    serve the sampled softmax of the factor models, the only loss they speed up, as long as the
+    batch holds at least ``in_batch_negatives`` runs (small batches keep rows in any order).
     """
     negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
     if negatives + in_batch >= manifest.n_items:
         negatives, in_batch = 0, 0
+    factored = tcfg.model in ("mf", "biased-mf") and tcfg.loss == "softmax"
+    group = 1
+    if factored and negatives + in_batch:
+        # Never fewer runs than in-batch negatives: those are one chosen item per run.
+        group = max(1, min(tcfg.user_group, batch // max(in_batch, 1)))
     return {
         "loss": tcfg.loss,
         "negatives": int(negatives),
-        "in_batch": int(in_batch),
+        "in_batch": int(min(in_batch, batch // group)),
         "min_rating": float(tcfg.min_rating),
         "rating_weights": bool(tcfg.rating_weights),
         "mean_rating": float(manifest.global_mean) or 1.0,
         "seed": int(tcfg.seed),
+        "group": int(group),
     }
 
 

@@ -51,6 +51,7 @@ import tensorflow as tf
 
 from recsys import schema as S
 from recsys.errors import RecsysError
+from recsys.train.runs import grouped_order, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +260,13 @@ def _memory_epochs(
     chunk_rows: int,
     rng: Callable[[int], np.random.Generator | None],
     epochs: int | None,
+    group: int = 1,
 ) -> Iterator[Iterator[Columns]]:
     """Each epoch of in-memory rows as chunks: a full permutation (or file order) sliced.
 
-    A full shuffle of 25M rows takes about 2 s. Numpy's ``shuffle`` releases the GIL, so the next
-    epoch's order is drawn in a thread once this epoch is half consumed, and the epoch boundary
-    does not stall the train step.
+    A full shuffle of 25M rows takes about 2 s (6 s in user runs, ``group > 1``). Numpy's
+    ``shuffle`` and sorts release the GIL, so the next epoch's order is drawn in a thread once
+    this epoch is half consumed, and the epoch boundary does not stall the train step.
     """
     n = len(columns[0])
 
@@ -272,13 +274,15 @@ def _memory_epochs(
         generator = rng(epoch)
         if generator is None:
             return None
+        if group > 1:
+            return grouped_order(columns[0], group, generator)
         order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # (n,)
         generator.shuffle(order)
         return order
 
     def chunks(epoch: int, order: np.ndarray | None) -> Iterator[Columns]:
         nonlocal upcoming
-        starts = range(0, n, chunk_rows)
+        starts = range(0, n if order is None else len(order), chunk_rows)
         for k, start in enumerate(starts):
             if k == len(starts) // 2 and order is not None and epoch + 1 != epochs:
                 upcoming = pool.submit(draw, epoch + 1)
@@ -286,7 +290,7 @@ def _memory_epochs(
                 yield [c[start : start + chunk_rows] for c in columns]
             else:
                 take = order[start : start + chunk_rows]  # (chunk,)
-                yield [c[take] for c in columns]
+                yield take_rows(columns, take, group)
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="recsys-shuffle")
     upcoming: Future | None = None
@@ -303,21 +307,29 @@ Element = tuple[dict[str, np.ndarray], np.ndarray]
 
 
 def _whole_batches(
-    chunks: Iterator[Columns], batch: int, drop_remainder: bool, rng: np.random.Generator | None
+    chunks: Iterator[Columns],
+    batch: int,
+    drop_remainder: bool,
+    rng: np.random.Generator | None,
+    group: int = 1,
 ) -> Iterator[Element]:
-    """Permute each chunk (when ``rng`` is given) and emit it as ``(n_batches, batch)`` arrays.
+    """Permute each chunk (when ``rng`` is given; in user runs of ``group``, see
+    ``grouped_order``) and emit it as ``(n_batches, batch)`` arrays.
 
     Rows that do not fill a batch are carried into the next chunk, so only the epoch's last batch
-    can be partial; it is emitted as ``(1, rest)`` unless ``drop_remainder``.
+    can be partial; it is emitted as ``(1, rest)`` unless ``drop_remainder``. ``batch`` is a
+    multiple of ``group``, so carried rows are whole runs.
     """
     carry: Columns | None = None
     for chunk in chunks:
+        if rng is not None and group > 1:
+            chunk = take_rows(chunk, grouped_order(chunk[0], group, rng), group)
+        elif rng is not None:
+            perm = rng.permutation(len(chunk[0]))  # (n,)
+            chunk = [c[perm] for c in chunk]
         if carry is not None:
             chunk = [np.concatenate(pair) for pair in zip(carry, chunk, strict=True)]
         n = len(chunk[0])
-        if rng is not None:
-            perm = rng.permutation(n)  # (n,)
-            chunk = [c[perm] for c in chunk]
         k = n // batch
         if k:
             yield _element(chunk, k, batch)
@@ -412,6 +424,7 @@ def ratings_dataset(
     input_context: tf.distribute.InputContext | None = None,
     drop_remainder: bool = False,
     epochs: int | None = 1,
+    group: int = 1,
 ) -> tf.data.Dataset:
     """Batches ``({"user_idx": (b,), "item_idx": (b,)}, rating (b, 1))`` from a split folder.
 
@@ -435,6 +448,9 @@ def ratings_dataset(
         drop_remainder: Drop each epoch's last partial batch (and give the batch dimension a
             static size).
         epochs: Number of passes, each reshuffled; ``None`` repeats forever.
+        group: Shuffle each user's rows into runs of this many rows, side by side in a batch
+            (``grouped_order``; padded runs carry NaN ratings). Needs ``shuffle``; the batch per
+            replica must be a multiple of it.
 
     Returns:
         A ``tf.data.Dataset`` that is deterministic for a given seed.
@@ -461,6 +477,12 @@ def ratings_dataset(
                 f"replicas; choose a multiple of {replicas}"
             )
         batch = input_context.get_per_replica_batch_size(global_batch_size)
+    if group < 1 or batch % group:
+        raise RecsysError(
+            f"the batch of {batch} rows per replica is not a multiple of the user run of {group} "
+            "rows (train.user_group); choose a batch that is"
+        )
+    group = group if shuffle else 1
 
     split = _open_split(split_dir)
     pieces = _shard(_plan(split, COLUMNS, strict_types=True), pipeline, pipelines)
@@ -487,7 +509,7 @@ def ratings_dataset(
         chunk = max(shuffle_chunk_rows // batch, 1) * batch
 
         def elements() -> Iterator[Element]:
-            for chunks in _memory_epochs(columns, chunk, rng, epochs):
+            for chunks in _memory_epochs(columns, chunk, rng, epochs, group):
                 yield from _whole_batches(chunks, batch, drop_remainder, None)
 
     else:
@@ -496,7 +518,7 @@ def ratings_dataset(
             for epoch in _epoch_numbers(epochs):
                 generator = rng(epoch)
                 chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
-                yield from _whole_batches(chunks, batch, drop_remainder, generator)
+                yield from _whole_batches(chunks, batch, drop_remainder, generator, group)
 
     return _dataset(elements, batch, drop_remainder)
 

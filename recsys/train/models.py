@@ -38,7 +38,11 @@ class MF(RecModel):
 
     def logit(self, inputs, training=False):
         u = self._lookup(self.user_emb, inputs[S.USER_IDX])  # (b, dim)
-        v = self._item_vector(self.item_emb, self.side, inputs[S.ITEM_IDX])  # (b, dim)
+        return self.pair_logit(u, inputs[S.ITEM_IDX])
+
+    def pair_logit(self, u, items):
+        """Logit (b, 1) and penalty (b,) of user vectors ``u`` (b, dim) already looked up."""
+        v = self._item_vector(self.item_emb, self.side, items)  # (b, dim)
         dot = ops.sum(u * v, axis=-1, keepdims=True)  # (b, 1)
         return dot, self.l2 * (ops.sum(u * u, axis=-1) + ops.sum(v * v, axis=-1))  # (b,)
 
@@ -99,15 +103,20 @@ class BiasedMF(RecModel):
         return self._to_range(logit) if self.sigmoid else logit
 
     def logit(self, inputs, training=False):
-        u_idx, i_idx = inputs[S.USER_IDX], inputs[S.ITEM_IDX]
-        u = self._lookup(self.user_emb, u_idx)  # (b, dim)
-        v = self._item_vector(self.item_emb, self.side, i_idx)  # (b, dim)
+        u_idx = inputs[S.USER_IDX]
+        logit, penalty = self.pair_logit(self._lookup(self.user_emb, u_idx), inputs[S.ITEM_IDX])
         bu = self._lookup(self.user_bias, u_idx)  # (b, 1)
-        bi = self._lookup(self.item_bias, i_idx)  # (b, 1)
-        logit = ops.sum(u * v, axis=-1, keepdims=True) + bu + bi  # (b, 1)
+        return logit + bu, penalty + self.bias_l2 * ops.squeeze(bu * bu, axis=-1)
+
+    def pair_logit(self, u, items):
+        """Logit (b, 1) and penalty (b,) of user vectors ``u`` (b, dim) already looked up,
+        without the user bias (as ``cross_factors``: frozen at zero under the ranking
+        objective, the only user of this split)."""
+        v = self._item_vector(self.item_emb, self.side, items)  # (b, dim)
+        bi = self._lookup(self.item_bias, items)  # (b, 1)
+        logit = ops.sum(u * v, axis=-1, keepdims=True) + bi  # (b, 1)
         penalty = self.l2 * (ops.sum(u * u, axis=-1) + ops.sum(v * v, axis=-1))
-        penalty = penalty + self.bias_l2 * ops.squeeze(bu * bu + bi * bi, axis=-1)
-        return logit, penalty
+        return logit, penalty + self.bias_l2 * ops.squeeze(bi * bi, axis=-1)
 
     def cross(self, users, items, training=False):
         u, v, bi = self.cross_factors(users, items, training)

@@ -19,6 +19,13 @@ for each (user, chosen item) row, a softmax over candidate items must put the ch
   row. Kept for comparison: on MovieLens 100K it reached NDCG@10 0.40 after 60 epochs where the
   full softmax reached 0.50 in 40 (see README, "Ranking objective").
 
+**User groups** (``group > 1``): the input puts each user's rows side by side in runs of ``group``
+(``recsys.train.data``), so a batch of ``b`` rows holds ``b / group`` users. The factor models then
+score the candidates once per user, not once per row: the candidate matmul and the softmax
+normaliser shrink ``group``-fold, and the loss of every row is unchanged (each row's softmax is its
+user's candidate sum with the hits swapped for its own chosen item). A run shorter than ``group``
+is padded with rows marked by a NaN rating, which weigh 0.
+
 Rows can be filtered by rating (``min_rating``: only ratings at or above it count as chosen) or
 weighted by it (``rating_weights``: the rating over the mean rating). Implicit logs (every rating
 1.0) train as they are.
@@ -76,6 +83,7 @@ class RankingLoss:
         rating_weights: Weight each row by its rating over ``mean_rating``.
         mean_rating: The train mean rating (for ``rating_weights``).
         seed: Seeds the negative sampler (with the step number and replica).
+        group: Rows per user run of the batch (see the module docstring); 1: rows in any order.
     """
 
     loss: str = "softmax"
@@ -86,6 +94,7 @@ class RankingLoss:
     rating_weights: bool = False
     mean_rating: float = 1.0
     seed: int = 0
+    group: int = 1
 
     def __post_init__(self) -> None:
         # Kept as numpy: a tensor made while tracing one step function cannot be used by the next.
@@ -95,12 +104,14 @@ class RankingLoss:
             self._log_freq = np.log(np.maximum(freq, 1e-12)).astype(np.float32)
 
     def weights(self, rating):
-        """Per-row weight (b,) from the ratings (b,)."""
+        """Per-row weight (b,) from the ratings (b,); 0 for the padding of user runs (NaN)."""
         w = tf.ones_like(rating)
         if not math.isnan(self.min_rating):
             w = tf.where(rating >= self.min_rating, w, tf.zeros_like(w))
         if self.rating_weights:
             w = w * rating / self.mean_rating
+        if self.group > 1:
+            w = tf.where(tf.math.is_nan(rating), tf.zeros_like(w), w)
         return w
 
     def _seed(self, step):
@@ -139,41 +150,59 @@ class RankingLoss:
         return per_row + penalty
 
     def _factored(self, model, x, step):
-        """The sampled softmax of a factor model, its (b, c) candidate matmul outside XLA.
+        """The sampled softmax of a factor model, scored once per user run of the batch.
 
-        Same loss as ``_sampled_logits`` (``cross = u @ v.T + item term``): the gathers and the
-        softmax run as XLA islands (``model.island``), the matmul between them as TensorFlow's
+        Same loss as ``_sampled_logits``: the gathers and the softmax run as XLA islands
+        (``model.island``), the ``(b / group, c)`` candidate matmul between them as TensorFlow's
         own kernel, about 3x faster than XLA's on CPU.
         """
-        u, cand_vec, col, pos, penalty, cand = model.island(
+        u, cand_vec, col, pos, penalty, hits = model.island(
             "operands", lambda x, step: self._operands(model, x, step)
         )(x, step)
-        scores = tf.matmul(u, cand_vec, transpose_b=True)  # (b, c)
-        softmax = model.island("softmax", self._corrected_softmax)
-        return softmax(scores, col, pos, x[S.ITEM_IDX], cand) + penalty
+        scores = tf.matmul(u, cand_vec, transpose_b=True)  # (g, c)
+        softmax = model.island("softmax", self._grouped_softmax)
+        return softmax(scores, col, pos, hits) + penalty
 
     def _operands(self, model, x, step):
-        users, items = x[S.USER_IDX], x[S.ITEM_IDX]
-        pos, penalty = model.logit(x, training=True)  # (b, 1), (b,)
+        users, items = x[S.USER_IDX], x[S.ITEM_IDX]  # (b,)
+        batch = tf.shape(items)[0]
         cand = self._candidates(items, model.n_items, step)  # (c,)
-        u, cand_vec, item_term = model.cross_factors(users, cand, training=True)
-        log_q = self._log_q(cand, tf.shape(items)[0], model.n_items)
+        # Every run shares its first row's user: look the users up once per run.
+        lead = tf.reshape(users, [-1, self.group])[:, 0]  # (g,)
+        u, cand_vec, item_term = model.cross_factors(lead, cand, training=True)
+        pos, penalty = model.pair_logit(tf.repeat(u, self.group, axis=0), items)  # (b, 1), (b,)
+        log_q = self._log_q(cand, batch, model.n_items)
         col = -log_q if item_term is None else item_term - log_q  # (c,)
-        pos = pos[:, 0] - self._log_q(items, tf.shape(items)[0], model.n_items)  # (b,)
-        return u, cand_vec, col, pos, penalty, cand
+        pos = pos[:, 0] - self._log_q(items, batch, model.n_items)  # (b,)
+        # How often each row's chosen item is among the candidates (accidental hits): (b,)
+        hits = tf.gather(
+            tf.math.unsorted_segment_sum(tf.ones_like(log_q), cand, model.n_items), items
+        )
+        return u, cand_vec, col, pos, penalty, hits
 
-    @staticmethod
-    def _corrected_softmax(scores, col, pos, items, cand):
-        """Cross-entropy of the chosen item against [itself, candidates] (b,)."""
-        scores = scores + col[None, :]  # (b, c)
-        hit = tf.equal(items[:, None], cand[None, :])  # (b, c) accidental hits
-        scores = tf.where(hit, tf.constant(MASKED, scores.dtype), scores)
-        logits = tf.concat([pos[:, None], scores], axis=1)  # (b, 1 + c)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(items), logits)
+    def _grouped_softmax(self, scores, col, pos, hits):
+        """Cross-entropy of each chosen item against [itself, its user's candidates] (b,).
+
+        A row's normaliser is its user's sum over the candidates (``scores`` (g, c), once per
+        run) with its accidental hits, whose corrected score equals the row's own ``pos``,
+        replaced by one copy of ``pos``: the same loss as masking the hits.
+        """
+        scores = scores + col[None, :]  # (g, c)
+        top = tf.stop_gradient(tf.reduce_max(scores, axis=1))  # (g,)
+        total = tf.reduce_sum(tf.exp(scores - top[:, None]), axis=1)  # (g,)
+        top, total = tf.repeat(top, self.group), tf.repeat(total, self.group)  # (b,)
+        shift = tf.stop_gradient(tf.maximum(top, pos))  # (b,)
+        total = total * tf.exp(top - shift) + (1.0 - hits) * tf.exp(pos - shift)
+        return tf.math.log(tf.maximum(total, 1e-30)) + shift - pos
 
     def _candidates(self, items, n_items, step):
-        """[the first ``in_batch`` chosen items, ``negatives`` uniform items]: (c,)."""
-        cand = [items[: self.in_batch]] if self.in_batch else []  # (m,)
+        """[the chosen items of the first ``in_batch`` runs, ``negatives`` uniform items]: (c,).
+
+        One item per user run: each is a row drawn as the train rows are, so the sample follows
+        item frequency (what ``_log_q`` assumes) whatever ``group`` is.
+        """
+        lead = items if self.group == 1 else tf.reshape(items, [-1, self.group])[:, 0]
+        cand = [lead[: self.in_batch]] if self.in_batch else []  # (m,)
         if self.negatives:
             cand.append(
                 tf.random.stateless_uniform(
@@ -187,7 +216,7 @@ class RankingLoss:
         frequency, uniform draws with probability negatives / n_items each."""
         q = tf.fill(tf.shape(idx), tf.constant(self.negatives / n_items, tf.float32))
         if self.in_batch and self._log_freq is not None:
-            m = tf.cast(tf.minimum(batch, self.in_batch), tf.float32)
+            m = tf.cast(tf.minimum(batch // self.group, self.in_batch), tf.float32)
             q = q + m * tf.exp(tf.gather(tf.constant(self._log_freq), idx))
         return tf.math.log(q)
 

@@ -54,6 +54,7 @@ class TrainJob:
     warm_from: Path | None = None
     evaluated: ModelManifest | None = None
     refit_of: Path | None = None
+    steps: list[float] | None = None  # the tables' step of each epoch, replayed (a full refit)
 
 
 def check_train_config(tcfg: TrainConfig) -> None:
@@ -75,6 +76,10 @@ def check_train_config(tcfg: TrainConfig) -> None:
             "train.negatives and train.in_batch_negatives must be >= 0 (both 0: full softmax); "
             f"got {tcfg.negatives} and {tcfg.in_batch_negatives}"
         )
+    if tcfg.decay is not None and not 0 < tcfg.decay <= 1:
+        raise RecsysError(f"train.decay must be in (0, 1], got {tcfg.decay}")
+    if tcfg.user_group < 1:
+        raise RecsysError(f"train.user_group must be >= 1, got {tcfg.user_group}")
     if tcfg.input_mode not in ("auto", "memory", "stream"):
         raise RecsysError(
             f"train.input_mode must be auto, memory or stream, got {tcfg.input_mode!r}"
@@ -84,7 +89,7 @@ def check_train_config(tcfg: TrainConfig) -> None:
     if not 0 < tcfg.warm_lr_scale <= 1:
         raise RecsysError(f"train.warm_lr_scale must be in (0, 1], got {tcfg.warm_lr_scale}")
     tcfg = resolve_train(tcfg)
-    for name in ("dim", "epochs", "refit_epochs", "warm_patience"):
+    for name in ("dim", "epochs", "refit_epochs", "warm_patience", "decay_patience"):
         if getattr(tcfg, name) < 1:
             raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
     try:
@@ -132,7 +137,9 @@ def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
         # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
         # random rows (docs/tuning.md, "Warm start").
         splits, warm_from = ("train", "val", "test"), evaluated.warm_source
-    return cfg, TrainJob(prepared, manifest, splits, warm_from, evaluated, refit_of)
+    # A full refit has no validation to decay on: it replays the evaluated model's steps.
+    steps = evaluated.training.get("table_steps") if splits != ("val", "test") else None
+    return cfg, TrainJob(prepared, manifest, splits, warm_from, evaluated, refit_of, steps)
 
 
 def check_job(cfg: Config, job: TrainJob) -> None:
@@ -251,7 +258,7 @@ def run_train(
     check_job(cfg, job)
     paths = storage.new_run(cfg.root, "models", ds, run)
     model, history, stats = fit(
-        cfg, job.prepared, job.manifest, ds, paths.staging, job.splits, job.warm_from
+        cfg, job.prepared, job.manifest, ds, paths.staging, job.splits, job.warm_from, job.steps
     )
     stats = after_fit(cfg, job, model, stats)
     title = f"{cfg.train.model} on {ds}"

@@ -32,6 +32,9 @@ def test_auto_batch_suits_the_data_size(n_train, batch):
         ({"negatives": -1}, "train.negatives and train.in_batch_negatives must be >= 0"),
         ({"dim": 0}, "train.dim must be >= 1"),
         ({"hidden": "64,x"}, "train.hidden must be sizes like 128,64"),
+        ({"user_group": 0}, "train.user_group must be >= 1, got 0"),
+        ({"decay": 1.5}, r"train.decay must be in \(0, 1\], got 1.5"),
+        ({"decay_patience": 0}, "train.decay_patience must be >= 1"),
     ],
 )
 def test_bad_train_settings(change, needle):
@@ -106,3 +109,36 @@ def test_row_sparse_update_sums_repeated_rows_once(method):
         acc = 0.1 + (g**2).mean(axis=1, keepdims=True)
         want = start - np.where(touched, 0.1 * g / np.sqrt(acc), 0)
     np.testing.assert_allclose(np.asarray(var), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("change", "n_items", "batch", "group", "in_batch"),
+    [
+        ({}, 5000, 16384, 4, 256),  # the sampled softmax of biased-mf: user runs
+        ({"user_group": 8}, 5000, 2048, 8, 256),
+        ({"user_group": 8}, 5000, 1024, 4, 256),  # never fewer runs than in-batch negatives
+        ({}, 5000, 256, 1, 256),  # small batches keep rows in any order
+        ({}, 400, 16384, 1, 0),  # a catalogue the full softmax covers
+        ({"loss": "bpr"}, 5000, 16384, 1, 256),
+        ({"model": "neumf"}, 5000, 16384, 1, 256),  # no factored candidate scores to share
+    ],
+)
+def test_user_runs_serve_the_factored_sampled_softmax_only(change, n_items, batch, group, in_batch):
+    from recsys.manifests import PreparedManifest
+    from recsys.train.build import ranking_settings
+
+    manifest = PreparedManifest(
+        ds="d", run="r", n_users=10, n_items=n_items, counts={"train": 10}, global_mean=3.5
+    )
+    settings = ranking_settings(TrainConfig(**{"user_group": 4, **change}), manifest, batch)
+    assert (settings["group"], settings["in_batch"]) == (group, in_batch)
+
+
+def test_table_step_follows_the_batch():
+    from recsys.train.fitting import table_learning_rate
+
+    # Adagrad: linear in the batch; lazy Adam from random rows: its square root; warm: as given.
+    assert table_learning_rate(0.5, 1024, "adagrad") == pytest.approx(2.0)
+    assert table_learning_rate(0.002, 16384, "adam") == pytest.approx(0.016)
+    assert table_learning_rate(0.002, 256, "adam") == pytest.approx(0.002)
+    assert table_learning_rate(0.001, 16384, "adam", warm=True) == pytest.approx(0.001)

@@ -202,9 +202,10 @@ def test_min_rating_that_leaves_no_positive_is_one_sentence(synthetic_root, caps
     assert "highest rating: 5" in err and err.count("\n") == 0
 
 
-@pytest.mark.parametrize("xla", [False, True])
-def test_factored_softmax_equals_the_generic_one_with_gradients(xla):
-    """The candidate matmul outside XLA (``_factored``) is the same loss as ``model.cross``."""
+@pytest.mark.parametrize(("xla", "group"), [(False, 1), (True, 1), (False, 2), (True, 4)])
+def test_factored_softmax_equals_the_generic_one_with_gradients(xla, group):
+    """The candidate matmul outside XLA, once per user run (``_factored``), is the same loss as
+    ``model.cross`` for every row, accidental hits (item 1 thrice, item 7 twice) included."""
     rng = np.random.default_rng(3)
     genres = rng.uniform(size=(N_ITEMS * 5, 3)).astype(np.float32)
     model = MODELS["biased-mf"](
@@ -214,9 +215,11 @@ def test_factored_softmax_equals_the_generic_one_with_gradients(xla):
     model.item_bias.assign(rng.normal(size=(N_ITEMS * 5, 1)).astype(np.float32))
     model.xla = xla
     freq = rng.uniform(size=N_ITEMS * 5)
-    loss = RankingLoss(negatives=6, in_batch=3, item_freq=freq / freq.sum(), seed=1)
-    x = batch([0, 1, 4, 2], [1, 7, 1, 19])
-    rating = tf.ones(4)
+    loss = RankingLoss(negatives=6, in_batch=3, item_freq=freq / freq.sum(), seed=1, group=group)
+    # Runs of `group` rows share a user, as the grouped input lays them out.
+    users = np.repeat([0, 1, 4, 2, 3, 0, 1, 2], group)[:8]
+    x = batch(users, [1, 7, 1, 19, 7, 1, 3, 11])
+    rating = tf.ones(8)
     step = tf.constant(5, tf.int64)
 
     def value_and_grads(fn):
@@ -237,3 +240,26 @@ def test_factored_softmax_equals_the_generic_one_with_gradients(xla):
     for name, grad in got_grads.items():
         np.testing.assert_allclose(grad, want_grads[name], rtol=1e-4, atol=1e-6, err_msg=name)
         assert np.abs(grad).sum() > 0, name
+
+
+def test_padding_rows_of_user_runs_weigh_nothing():
+    """A run shorter than the group is padded with NaN-rated rows: they add no loss and no
+    gradient, and the real rows keep the loss they have without the padding."""
+    model, *_ = tiny_mf()
+    loss = RankingLoss(negatives=0, in_batch=2, group=2, item_freq=np.full(N_ITEMS, 0.25))
+    x = batch([1, 1, 3, 3], [2, 0, 1, 1])
+    with tf.GradientTape() as tape:
+        padded = loss(model, x, tf.constant([4.0, 1.0, 5.0, np.nan]), 0)
+        total = tf.reduce_sum(padded)
+    grads = tape.gradient(total, model.trainable_variables)
+    with tf.GradientTape() as tape:
+        real = loss(model, x, tf.constant([4.0, 1.0, 5.0, 5.0]), 0)
+        real = real * tf.constant([1.0, 1.0, 1.0, 0.0])
+        total = tf.reduce_sum(real)
+    want = tape.gradient(total, model.trainable_variables)
+    np.testing.assert_allclose(padded.numpy(), real.numpy(), atol=1e-7)
+    assert padded.numpy()[3] == 0 and np.all(np.isfinite(padded.numpy()))
+    names = [v.name for v in model.trainable_variables]
+    assert [g is None for g in grads] == [w is None for w in want] == [False, False], names
+    for g, w in zip(grads, want, strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(g), tf.convert_to_tensor(w), atol=1e-7)

@@ -92,3 +92,29 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
     assert refit.manifest.training["trained_on"] == ["train", "val", "test"]
     assert "continued_on" not in refit.manifest.training
     assert any("no val or test rows to continue on" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_refit_replays_the_evaluated_models_steps(trained, tmp_path):
+    """The step decays on validation plateaus; a full refit has no validation, so it takes the
+    evaluated model's step of each epoch instead (``training.table_steps``)."""
+    from recsys.config import resolve_train
+    from recsys.manifests import PreparedManifest
+    from recsys.train.fitting import fit
+    from recsys.train.trainer import refit_job
+
+    root, evaluated = trained
+    ev = evaluated.manifest
+    assert len(ev.training["table_steps"]) == ev.training["epochs_run"]
+    _, job = refit_job(load_config(root=root, train={"refit_mode": "full"}), evaluated.path)
+    assert job.steps == ev.training["table_steps"]
+    _, job = refit_job(load_config(root=root, train={"refit_mode": "continue"}), evaluated.path)
+    assert job.steps is None  # a continue refit runs at the warm step
+
+    cfg = load_config(root=root, train={**ev.train, "epochs": 3})
+    assert resolve_train(cfg.train).epochs == 3
+    prepared = ev.prepared.folder
+    _, _, stats = fit(
+        cfg, prepared, PreparedManifest.read(prepared), "2026-04-01", tmp_path,
+        ("train", "val", "test"), None, [0.004, 0.001],
+    )  # fmt: skip
+    assert stats["table_steps"] == [0.004, 0.001, 0.001]
