@@ -28,6 +28,7 @@ from recsys.train.trainer import fit
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="/tmp/bench-var")
+    parser.add_argument("--ds", help="the prepared run of this day (default: prepared/_LATEST)")
     parser.add_argument("--batch", type=int, nargs="+", default=[0], help="0: automatic")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -35,7 +36,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
-    prepared = storage.latest(args.root, "prepared")
+    prepared = (
+        storage.resolve(args.root, "prepared", args.ds)
+        if args.ds
+        else storage.latest(args.root, "prepared")
+    )
     manifest = PreparedManifest.read(prepared)
     print(f"prepared {prepared}: {manifest.counts['train']:,} train rows")
     for batch in args.batch:
