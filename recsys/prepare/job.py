@@ -21,8 +21,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 import recsys
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import Config, to_dict
 from recsys.data.formats import FormatSpec, Located, check_header, locate
 from recsys.data.items import read_items
@@ -303,12 +303,12 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     started = time.time()
     ds = storage.check_ds(ds or storage.today_utc())
     located, test_located = locate_inputs(cfg)
+    # The run folder before Spark: an unwritable root or a full disk fails in a second.
+    paths = storage.new_run(cfg.root, "prepared", ds, run)
     spark = get_spark(cfg.spark, "recsys-prepare")
     raw, keys = _load(spark, cfg, located, test_located)
     lo, hi = _rating_range(located.spec, cfg, raw.implicit)
     checked = validated(raw, lo, hi, located, keys)
-
-    paths = storage.new_run(cfg.root, "prepared", ds, run)
     rejects = count_rejects(checked, located, test_located is not None)
     items_read = read_items(located.items, located.spec)
     quarantine = paths.staging / "quarantine"
@@ -352,6 +352,7 @@ def prepared_manifest(
         format=located.spec.name,
         input=[str(p) for p in inputs],
         input_fingerprint=fingerprint(inputs),
+        files=integrity.prepared_files(paths.staging),
         implicit=raw.implicit,
         has_timestamps=raw.has_ts,
         rows_read=rejects.rows,
