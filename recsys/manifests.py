@@ -269,6 +269,11 @@ def links(folder: str | Path) -> list[Path]:
     """Run folders a run was made from (its model, prepared data, the model a refit refits),
     whatever its table; what retention must keep alongside it."""
     data = storage.read_manifest(folder)
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"{Path(folder) / storage.MANIFEST} holds a JSON {type(data).__name__}, not a "
+            "manifest; re-run the step that wrote it"
+        )
     out = []
     for key in ("model", "prepared", "refit_of"):
         ref = data.get(key)

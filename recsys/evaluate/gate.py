@@ -264,5 +264,6 @@ def gate_model(
 ) -> GateResult:
     """:func:`run_gate` on a model run (the given one, else ``models/_LATEST``) with ``cfg``'s
     gate settings and cut-off."""
+    storage.check_root(cfg.root, ("models", "recommendations", "gates"))
     model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
     return run_gate(cfg.root, model_dir, cfg.gate, cfg.train.k, ds, run)

@@ -297,6 +297,7 @@ def run_score(
     started = time.time()
     check_options(n, similar_items)
     ds = storage.check_ds(ds or storage.today_utc())
+    storage.check_root(cfg.root, ("models", "recommendations", "similar_items"))
     model_dir, model, prepared, family = resolve_model(cfg.root, model_ds, model_run)
     spark = get_spark(cfg.spark, "recsys-score")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))

@@ -122,6 +122,7 @@ def publish(
     it covers at least ``min_share`` of the published table's users, and move
     ``recommendations/_LATEST`` to it, unless that names a newer ``ds`` (and not ``backwards``)."""
     ds = storage.check_ds(ds or storage.today_utc())
+    storage.check_root(root, ("recommendations",))
     run_dir = storage.resolve(root, "recommendations", ds, run)
     counts = validate(run_dir)
     check_coverage(run_dir, counts["users"], root, min_share)
