@@ -67,10 +67,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
         root=args.root,
         train={"model": args.model, "objective": args.objective},
     )
+    storage.check_root(cfg.root, ("prepared", "models", "recommendations"))  # before TensorFlow
     from recsys.train.trainer import check_train_config
 
-    check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
-    storage.check_root(cfg.root, ("prepared", "models", "recommendations"))
+    check_train_config(cfg.train)  # fail on a bad name before training starts
     from recsys.train.trainer import run_train
 
     refit_of = None
