@@ -90,7 +90,10 @@ class Manifest:
         """A manifest from its JSON object; ``source`` (the file) names it in errors."""
         what = f"{cls.TABLE} manifest"
         if not isinstance(data, dict):
-            raise ManifestError(f"{source} is not a {what}: it holds a {type(data).__name__}")
+            raise ManifestError(
+                f"{source} is not a {what}: it holds a {type(data).__name__}; re-run `recsys "
+                f"{storage.producer(cls.TABLE)}`"
+            )
         version = data.get("format_version", 1)
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ManifestError(

@@ -18,6 +18,7 @@ DEFAULT_DATA_DIR = "./data"
 BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
 GATE_REFUSED = 3  # exit status of a refused gate: the model is not good enough (no retry helps)
 RESULT_FILE = "RECSYS_RESULT_FILE"  # where a command writes its outcome as JSON, when set
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), also in the JVM's IOException text
 # Every date option of every command, checked by storage.check_ds before the handler runs.
 DS_OPTIONS = {"ds": "--ds", "prepared_ds": "--prepared-ds", "refit_ds": "--refit-ds",
               "model_ds": "--model-ds"}  # fmt: skip
@@ -91,9 +92,18 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
         storage.discard_staging()
         print("interrupted", file=sys.stderr)
         return 130
-    except BaseException:
+    except Exception as exc:
         storage.discard_staging()  # a bug: its traceback follows, its staging does not stay
-        raise
+        if NO_SPACE not in str(exc):
+            raise
+        # A full disk met by Spark's JVM (py4j) or TensorFlow, which raise their own types.
+        error = (
+            f"recsys {command}: error: a disk is full ({type(exc).__name__}: {NO_SPACE}) under "
+            "the storage root or Spark's spark.local.dir; free space there (`recsys retention` "
+            "deletes old runs) or pass another --root, then re-run"
+        )
+        print(error, file=sys.stderr)
+        status = BAD_INPUT
     else:
         outcome = dict(got) if isinstance(got, dict) else {}
         status = int(outcome.pop("status", 0) if isinstance(got, dict) else got)

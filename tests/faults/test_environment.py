@@ -129,7 +129,7 @@ def _without(key):
 
 # (table, damage, what the sentence says, the commands that read that manifest)
 MANIFESTS = [
-    ("models", lambda m: [m], "is not a models manifest: it holds a list",
+    ("models", lambda m: [m], "is not a models manifest: it holds a list; re-run `recsys train`",
      ("refit", "evaluate", "gate", "score", "summary")),
     ("models", _without("model_version"),
      "has no 'model_version': it is not a complete models manifest; re-run `recsys train`",

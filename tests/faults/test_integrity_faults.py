@@ -79,3 +79,25 @@ def test_old_manifests_are_still_read_and_their_rows_checked(published, capsys):
         code, err = run("evaluate", published, capsys)
     assert code == 2
     assert f"prepared run {published.prepared} holds 0 test rows but its manifest records" in err
+
+
+def test_a_table_whose_rows_differ_from_its_manifest_is_not_published(published, capsys):
+    """The table passes every check of its content but is not the one score recorded."""
+    import json
+
+    from recsys import storage
+
+    path = published.table / storage.MANIFEST
+    before = published.pointers()
+    with restored(path):
+        manifest = json.loads(path.read_text())
+        rows = manifest["rows"]
+        path.write_text(json.dumps({**manifest, "rows": rows + 1}))
+        code, err = run("publish", published, capsys)
+    assert code == 2
+    assert err == (
+        f"recsys publish: error: recommendations run {published.table} holds {rows:,} rows but "
+        f"its manifest records {rows + 1:,}; re-run `recsys score` for ds=2026-05-01; it was "
+        "not published"
+    )
+    assert_published_state_untouched(published, before, capsys)
