@@ -9,7 +9,9 @@ for the wrong number of epochs). ``RecordedBackup`` keeps that too, in the same 
   early stopping's state after it; written (atomically) *before* Keras' own backup of the epoch,
   so it never has fewer epochs than the backup, and cut to the backup's epoch on resume;
 * ``recsys_best-<epoch>.npz``: the weights early stopping would restore, kept until a newer backup
-  no longer needs them.
+  no longer needs them;
+* Keras' own backup, written to temporary names and renamed, so a kill while it is written leaves
+  the previous one whole.
 
 On resume it logs ``resumed from epoch N``, puts the earlier epochs back into the timer, the
 progress line and early stopping, and :meth:`history` returns the whole run. Keras deletes the
@@ -143,6 +145,17 @@ class RecordedBackup(keras.callbacks.BackupAndRestore):
         for stale in self.dir.glob(BEST.format(epoch="*")):
             if stale.name != keep:
                 stale.unlink(missing_ok=True)
+
+    def _save_model(self):
+        """Keras' backup, written to temporary names and renamed into place: a kill while it
+        writes leaves the previous backup whole (Keras writes ``latest.weights.h5`` in place)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        weights = self.dir / ".next.weights.h5"  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(str(weights), overwrite=True)
+        meta = self.dir / ".next.metadata.json"
+        meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        os.replace(weights, self._weights_path)  # the two renames: microseconds apart
+        os.replace(meta, self._training_metadata_path)
 
     def history(self) -> dict[str, list[float]]:
         """Every epoch's logs, those before a kill included."""

@@ -75,3 +75,45 @@ def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
         again.manifest.metrics["test"]["ndcg@10"], abs=1e-6
     )
     assert not backups.exists() or not any(backups.rglob("*.h5"))  # the backup went with the run
+
+
+@pytest.mark.slow
+def test_a_sigkilled_training_process_resumes_with_the_same_record(prepared_root, tmp_path):
+    """A real ``recsys train`` process killed with SIGKILL while it trains epoch 4 or later."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from recsys.train.resume import backed_up_epochs
+    from recsys.train.trainer import run_train
+
+    ds = "2026-01-09"
+    cfg = load_config(root=prepared_root, train=TRAIN)
+    whole = run_train(cfg, ds, "whole")
+    argv = [sys.executable, "-m", "recsys.cli", "train", "--root", prepared_root, "--ds", ds]
+    argv += [arg for k, v in TRAIN.items() for arg in ("--set", f"train.{k}={v}")]
+    backups = storage.local_root(prepared_root) / "models" / "_checkpoints" / f"ds={ds}"
+    with open(tmp_path / "killed.log", "w") as out:
+        proc = subprocess.Popen([*argv, "--run", "killed"], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if backed_up_epochs(next(backups.glob("*"), backups)) >= 3:
+                break  # its backup holds 3 epochs: it dies somewhere in the 4th or later
+            time.sleep(0.05)
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = backed_up_epochs(next(backups.glob("*")))
+    assert done >= 3
+
+    again = run_train(cfg, ds, "killed")
+    a, b = whole.manifest.training, again.manifest.training
+    assert b["resumed_from_epoch"] == done
+    assert (b["epochs_run"], b["best_epoch"]) == (a["epochs_run"], a["best_epoch"])
+    history = [json.loads((r.path / "history.json").read_text()) for r in (whole, again)]
+    for key in history[0]:
+        assert np.allclose(history[0][key], history[1][key], rtol=1e-4, atol=1e-5), key
