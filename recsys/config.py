@@ -60,6 +60,10 @@ class SourceConfig:
     ts_col: str = "timestamp"
     # Generic CSV field separator.
     sep: str = ","
+    # Generic CSV: read line breaks inside quoted fields (RFC 4180). Off by default: Spark then
+    # reads each file in one task; a row broken by such a line break is quarantined as
+    # wrong_field_count, never read as two rows.
+    csv_multiline: bool = False
     # Declared rating scale; NaN means the format's own (MovieLens 1-5 or 0.5-5).
     rating_min: float = float("nan")
     rating_max: float = float("nan")

@@ -32,6 +32,7 @@ def _cast_user(value: str, typ: pa.DataType, table: Path) -> Any:
 
 def user_recommendations(root: str, user: str) -> tuple[pd.DataFrame, RecommendationsManifest]:
     """The published list of ``user`` (original id, as text) and the table's manifest."""
+    storage.check_root(root, ("recommendations",), write=False)
     folder = storage.latest(root, "recommendations")
     manifest = RecommendationsManifest.read(folder)
     data = pads.dataset(folder / "table", format="parquet")
@@ -66,6 +67,7 @@ def top_rated(prepared: Path, users: list[Any], n: int) -> dict[Any, list[str]]:
 
 def summary(root: str, n_users: int = 3, n_titles: int = 5) -> dict[str, Any]:
     """What a person wants after a nightly run: where things are, metrics, a few example lists."""
+    storage.check_root(root, storage.TABLES, write=False)
     folder = storage.latest(root, "recommendations")
     manifest = RecommendationsManifest.read(folder)
     model = ModelManifest.read(manifest.model.folder)

@@ -90,7 +90,10 @@ class Manifest:
         """A manifest from its JSON object; ``source`` (the file) names it in errors."""
         what = f"{cls.TABLE} manifest"
         if not isinstance(data, dict):
-            raise ManifestError(f"{source} is not a {what}: it holds a {type(data).__name__}")
+            raise ManifestError(
+                f"{source} is not a {what}: it holds a {type(data).__name__}; re-run `recsys "
+                f"{storage.producer(cls.TABLE)}`"
+            )
         version = data.get("format_version", 1)
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ManifestError(
@@ -129,6 +132,9 @@ class PreparedManifest(Manifest):
     format: str = ""
     input: list[str] = field(default_factory=list)
     input_fingerprint: str = ""
+    # name -> bytes of every data file of ratings/, users/, items/ (recsys.integrity); empty in
+    # manifests written before it existed, whose row counts alone are checked
+    files: dict[str, dict[str, int]] = field(default_factory=dict)
     implicit: bool = False  # no rating column: every row is a choice (rating 1)
     has_timestamps: bool = True
     rows_read: int = 0
@@ -174,6 +180,8 @@ class ModelManifest(Manifest):
     refit_of: RunRef | None = None  # the evaluated model a refit re-trains
     metrics: dict[str, Any] = field(default_factory=dict)  # as metrics.json
     versions: dict[str, str] = field(default_factory=dict)
+    # sha256 of model.keras and arrays.npz (recsys.integrity); empty in older manifests
+    artifacts: dict[str, str] = field(default_factory=dict)
 
     @property
     def best_epoch(self) -> int | None:
@@ -264,6 +272,11 @@ def links(folder: str | Path) -> list[Path]:
     """Run folders a run was made from (its model, prepared data, the model a refit refits),
     whatever its table; what retention must keep alongside it."""
     data = storage.read_manifest(folder)
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"{Path(folder) / storage.MANIFEST} holds a JSON {type(data).__name__}, not a "
+            "manifest; re-run the step that wrote it"
+        )
     out = []
     for key in ("model", "prepared", "refit_of"):
         ref = data.get(key)
@@ -318,11 +331,24 @@ def _value(hint: Any, value: Any, name: str, source: str | Path, what: str) -> A
             return float(value) if not (isinstance(value, float) and math.isnan(value)) else value
         if base is int and isinstance(value, int) and not isinstance(value, bool):
             return value
-        if base in (str, bool, dict, list) and isinstance(value, base):
+        if base in (str, bool) and isinstance(value, base):
             return value
+        if base in (dict, list) and isinstance(value, base):
+            return _items(option, value, name, source, what)
     raise ManifestError(
         f"{source} has {name} = {value!r}, which is not {_name(hint)}: it is not a valid {what}"
     )
+
+
+def _items(hint: Any, value: Any, name: str, source: str | Path, what: str) -> Any:
+    """A dict's values or a list's elements checked against ``hint``'s arguments
+    (``dict[str, int]``, ``list[float]``); bare ``dict``/``list`` hints take any."""
+    args = typing.get_args(hint)
+    if not args:
+        return value
+    if isinstance(value, dict):
+        return {k: _value(args[1], v, f"{name}.{k}", source, what) for k, v in value.items()}
+    return [_value(args[0], v, f"{name}[{i}]", source, what) for i, v in enumerate(value)]
 
 
 def _name(hint: Any) -> str:

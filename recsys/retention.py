@@ -74,6 +74,7 @@ def apply_retention(
     if days < 0:
         raise RecsysError(f"retention days must be at least 0, got {days}")
     ref = dt.date.fromisoformat(storage.check_ds(ds or storage.today_utc()))
+    storage.check_root(root, storage.TABLES)
     cutoff = ref - dt.timedelta(days=days)
     base = storage.local_root(root)
     kept = kept_runs(base)

@@ -7,6 +7,9 @@ beginning with ``_`` (Spark and pyarrow ignore such names), renames it into plac
 :func:`resolve` / :func:`latest`, never by listing folders, so a killed step leaves only debris that
 nobody reads, and a re-run of the same ``ds`` is simply a new run. A table's ``_LATEST`` only moves
 forward in ``ds``: a backfill of an older date moves its ``ds=`` pointer, not the table's.
+Every command checks its root (:func:`check_root`) before Spark or TensorFlow starts; an ``OSError``
+of a write here (a full disk, a read-only root) becomes one sentence naming the path, and a failed
+step's staging folders go (:func:`discard_staging`), so a refused step leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, os_error_message
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 LATEST = "_LATEST"
 TABLES = ("prepared", "models", "recommendations", "similar_items", "gates")
+_STAGING: set[Path] = set()  # staging folders of this process's runs not yet committed
 
 
 def today_utc() -> str:
@@ -37,15 +41,15 @@ def today_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
 
 
-def check_ds(ds: str) -> str:
+def check_ds(ds: str, option: str = "--ds") -> str:
     """Validate a run date, strictly YYYY-MM-DD (one spelling per day, so one ``ds=`` folder);
-    raise a one-sentence error naming the option."""
+    raise a one-sentence error naming the option. Every entry point's dates go through here."""
     try:
         if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", ds):
             raise ValueError(ds)
         dt.date.fromisoformat(ds)
     except (TypeError, ValueError):
-        raise RecsysError(f"--ds must be a date as YYYY-MM-DD, got {ds!r}") from None
+        raise RecsysError(f"{option} must be a date as YYYY-MM-DD, got {ds!r}") from None
     return ds
 
 
@@ -99,6 +103,72 @@ class RunPaths:
         return self.ds_dir / f"_staging-run={self.run}"
 
 
+def _make_dir(path: Path) -> None:
+    """``mkdir -p``; every folder the protocol creates goes through here."""
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write a small file; every file the protocol writes goes through here."""
+    path.write_bytes(data)
+
+
+def check_root(root: str, tables: tuple[str, ...] = (), write: bool = True) -> Path:
+    """Refuse, in one sentence, a root a command cannot use, before any heavy work starts.
+
+    The root must be a local folder (created when missing, with ``write``), writable (a probe
+    file is written and removed, so a full disk or a read-only mount shows here), and the
+    ``_LATEST`` pointers of ``tables`` must be valid. Returns the root as an absolute path.
+    """
+    if not _is_local(root):
+        raise RecsysError(
+            f"root {root!r}: only local paths are supported by this version's commit protocol"
+        )
+    path = local_root(root)
+    if path.exists() and not path.is_dir():
+        raise RecsysError(
+            f"storage root {path} is a file, not a folder; pass --root (or set RECSYS_ROOT to) a "
+            "folder"
+        )
+    if write:
+        probe = path / f".recsys-probe-{uuid.uuid4().hex}"
+        try:
+            _make_dir(path)
+            _write_bytes(probe, b"recsys\n")
+            probe.unlink()
+        except OSError as exc:
+            raise RecsysError(
+                f"storage root {path} is not usable: {os_error_message(exc, path)}"
+            ) from None
+    for table in tables:
+        read_pointer(path / table / LATEST)
+    return path
+
+
+def discard_staging() -> list[Path]:
+    """Remove the staging folders of this process's runs that were never committed (a step
+    that failed); returns them. The command line calls it when a command fails."""
+    gone = []
+    for folder in sorted(_STAGING):
+        shutil.rmtree(folder, ignore_errors=True)
+        gone.append(folder)
+    _STAGING.clear()
+    return gone
+
+
+def keep_aside(paths: RunPaths, part: str) -> Path:
+    """Move ``part`` of a run's staging folder to ``ds=<ds>/_rejected-run=<run>/`` and return its
+    new place: what a person must inspect after a refusal (prepare's quarantine) outlives the
+    staging folder, and retention removes it with the day's other runs."""
+    target = paths.ds_dir / f"_rejected-run={paths.run}"
+    try:
+        _make_dir(target)
+        os.replace(paths.staging / part, target / part)
+    except OSError as exc:
+        raise RecsysError(os_error_message(exc, target)) from None
+    return target / part
+
+
 def new_run(root: str, table: str, ds: str, run: str | None = None) -> RunPaths:
     """Allocate a run folder (staging created); refuses to reuse the id of a complete run.
 
@@ -121,14 +191,24 @@ def new_run(root: str, table: str, ds: str, run: str | None = None) -> RunPaths:
         # Debris of a killed attempt of this run id (an orchestrator's retry reuses the id):
         # nobody reads it, and Spark refuses to write into a table folder that already exists.
         shutil.rmtree(paths.staging)
-    paths.staging.mkdir(parents=True)
+    try:
+        _make_dir(paths.staging)
+    except OSError as exc:
+        raise RecsysError(os_error_message(exc, paths.staging)) from None
+    _STAGING.add(paths.staging)
     return paths
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write-then-rename; an OSError (full disk, read-only) is one sentence naming ``path``, and
+    the file it replaces stays as it was."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        _write_bytes(tmp, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RecsysError(os_error_message(exc, path)) from None
 
 
 def write_pointer(path: Path, ds: str, run: str, folder: Path) -> None:
@@ -149,8 +229,18 @@ def commit(
     after validation); the ds pointer always names the new run.
     """
     data = manifest.to_dict() if hasattr(manifest, "to_dict") else manifest
-    os.replace(paths.staging, paths.final)
-    _write_json_atomic(paths.final / MANIFEST, data)
+    if move_table_latest:
+        read_pointer(paths.table_dir / LATEST)  # a damaged pointer refuses before the rename
+    try:
+        os.replace(paths.staging, paths.final)
+    except OSError as exc:
+        raise RecsysError(os_error_message(exc, paths.final)) from None
+    _STAGING.discard(paths.staging)
+    try:
+        _write_json_atomic(paths.final / MANIFEST, data)
+    except RecsysError:
+        shutil.rmtree(paths.final, ignore_errors=True)  # no manifest: incomplete, read by nobody
+        raise
     _write_json_atomic(paths.ds_dir / LATEST, _pointer(paths.ds, paths.run, paths.final))
     if move_table_latest:
         advance_latest(paths.table_dir, paths.ds, paths.run, paths.final, backwards)
@@ -186,14 +276,43 @@ def advance_latest(
 
 
 def read_pointer(path: Path) -> dict[str, Any] | None:
+    """A ``_LATEST`` pointer (None when there is none), or one sentence saying what is wrong
+    with it and what to do: a damaged pointer is never guessed around."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError as exc:
+        raise RecsysError(f"pointer file {path} is unreadable: {os_error_message(exc)}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = ValueError
+    problem = _pointer_problem(data)
+    if problem:
+        table = path.parent.parent.name if path.parent.name.startswith("ds=") else path.parent.name
+        writer = "publish" if table == "recommendations" else producer(table)
         raise RecsysError(
-            f"pointer file {path} is unreadable; re-run the step that writes it"
-        ) from None
+            f"pointer file {path} is damaged ({problem}); delete it and re-run `recsys {writer}` "
+            "to write it again"
+        )
+    return data
+
+
+def _pointer_problem(data: Any) -> str:
+    """What makes ``data`` not a pointer (empty: it is one)."""
+    if data is ValueError:
+        return "not valid JSON"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object with ds, run and path"
+    for key in ("ds", "run"):
+        if not isinstance(data.get(key), str):
+            return f"no text {key!r}"
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", data["ds"]):
+        return f"ds {data['ds']!r} is not a date as YYYY-MM-DD"
+    if not data["run"] or safe_run_id(data["run"]) != data["run"]:
+        return f"run {data['run']!r} is not a run id"
+    return ""
 
 
 def resolve(root: str, table: str, ds: str | None = None, run: str | None = None) -> Path:

@@ -66,3 +66,38 @@ def test_prepare_prints_summary(spark, tmp_path, write, capsys):
     assert code == 0
     assert "rows read" in out and "ratings: train" in out and "quarantined" in out
     assert "prepared 2026-01-02" in out
+
+
+def test_a_full_disk_met_by_spark_or_tensorflow_is_one_sentence_and_leaves_no_staging(
+    tmp_path, capsys
+):
+    """The JVM's IOException reaches Python as a py4j error, not an OSError."""
+    import argparse
+
+    from recsys import storage
+    from recsys.cli.common import run_handler
+
+    class Py4JJavaError(Exception):
+        pass
+
+    def handler(_args):
+        paths = storage.new_run(str(tmp_path), "prepared", "2026-01-01", "full")
+        assert paths.staging.is_dir()
+        raise Py4JJavaError("An error occurred: java.io.IOException: No space left on device")
+
+    assert run_handler("prepare", handler, argparse.Namespace()) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "recsys prepare: error: a disk is full (Py4JJavaError: No space left on device) under "
+        "the storage root or Spark's spark.local.dir; free space there (`recsys retention` "
+        "deletes old runs) or pass another --root, then re-run\n"
+    )
+    assert not list((tmp_path / "prepared").rglob("_staging-*"))
+
+    def bug(_args):
+        storage.new_run(str(tmp_path), "prepared", "2026-01-01", "bug")
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback, not its staging folder
+        run_handler("prepare", bug, argparse.Namespace())
+    assert not list((tmp_path / "prepared").rglob("_staging-*"))

@@ -84,7 +84,8 @@ def test_a_prepared_manifest_as_the_code_wrote_it_before_format_versions():
     m = PreparedManifest.from_dict(PREPARED_BEFORE)
     assert (m.n_users, m.n_items, m.rows, m.count("val"), m.count("nope")) == (4, 5, 12, 3, 0)
     assert m.quarantine.by_reason == {"bad_rating": 1} and m.rating_scale == [0.5, 5.0]
-    assert m.to_dict() == {**PREPARED_BEFORE, "format_version": FORMAT_VERSION}
+    # written back with this version's fields: no file record (its rows alone are checked)
+    assert m.to_dict() == {**PREPARED_BEFORE, "format_version": FORMAT_VERSION, "files": {}}
 
 
 def test_a_model_manifest_as_the_code_wrote_it_before_format_versions():
@@ -93,7 +94,7 @@ def test_a_model_manifest_as_the_code_wrote_it_before_format_versions():
     assert (m.best_epoch, m.trained_on, m.warm_source, m.refit_of) == (7, ["train"], None, None)
     assert m.test_metric("ndcg@10") == 0.25 and m.test_metric("mrr@10") is None
     assert m.baseline_metric("most_popular", "ndcg@10") == 0.2
-    assert m.to_dict() == {**MODEL_BEFORE, "format_version": FORMAT_VERSION}
+    assert m.to_dict() == {**MODEL_BEFORE, "format_version": FORMAT_VERSION, "artifacts": {}}
 
 
 @pytest.mark.parametrize(
@@ -160,8 +161,20 @@ def _write(tmp_path, data) -> str:
         ({**PREPARED_BEFORE, "format_version": FORMAT_VERSION + 1}, "newer than the"),
         ({**PREPARED_BEFORE, "table": "models"}, "is a models manifest, not a prepared"),
         ([PREPARED_BEFORE], "is not a prepared manifest: it holds a list"),
+        ({**PREPARED_BEFORE, "counts": {"train": "9"}}, "counts.train = '9', which is not an"),
+        ({**PREPARED_BEFORE, "files": {"users": {"a": None}}}, r"files.users.a = None"),
     ],
-    ids=["missing key", "wrong type", "text for a number", "nested", "newer", "table", "list"],
+    ids=[
+        "missing key",
+        "wrong type",
+        "text for a number",
+        "nested",
+        "newer",
+        "table",
+        "list",
+        "a count as text",
+        "a file size as null",
+    ],  # fmt: skip
 )
 def test_a_manifest_of_the_wrong_shape_is_one_sentence_naming_the_file(tmp_path, data, message):
     path = _write(tmp_path, data)

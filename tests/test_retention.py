@@ -101,4 +101,5 @@ def test_bad_input_is_one_sentence(history, capsys):
     (root / "models" / "_LATEST").write_text("{not json")
     assert main(["retention", "--root", str(root), "--days", "3"]) == 2
     err = capsys.readouterr().err
-    assert "pointer file" in err and "is unreadable" in err and "Traceback" not in err
+    assert "pointer file" in err and "is damaged (not valid JSON)" in err
+    assert "Traceback" not in err

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import default_root
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, os_error_message
 
 DEFAULT_DATA_DIR = "./data"
 BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
 GATE_REFUSED = 3  # exit status of a refused gate: the model is not good enough (no retry helps)
 RESULT_FILE = "RECSYS_RESULT_FILE"  # where a command writes its outcome as JSON, when set
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), also in the JVM's IOException text
+# Every date option of every command, checked by storage.check_ds before the handler runs.
+DS_OPTIONS = {"ds": "--ds", "prepared_ds": "--prepared-ds", "refit_ds": "--refit-ds",
+              "model_ds": "--model-ds"}  # fmt: skip
 
 
 def setup_logging(verbose: int) -> None:
@@ -62,22 +66,44 @@ def fraction(text: str) -> float:
 
 
 def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args) -> int:
-    """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2.
+    """Run a handler; a ``RecsysError`` (or an ``OSError`` of the environment: a full disk, a
+    read-only root) becomes one sentence on stderr and exit status 2. A command that fails
+    removes the staging folders of the runs it had begun (``storage.discard_staging``).
 
     A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
     it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status", "error", "outcome"}``
     is written there as JSON: how the DAG learns what happened without reading printed text.
     """
+    from recsys import storage
+
     outcome: dict[str, Any] = {}
     try:
+        for attr, option in DS_OPTIONS.items():
+            if getattr(args, attr, None) is not None:
+                storage.check_ds(getattr(args, attr), option)
         got = handler(args)
-    except RecsysError as exc:
-        error = f"recsys {command}: error: {exc}"
+    except (RecsysError, OSError) as exc:
+        storage.discard_staging()
+        sentence = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
+        error = f"recsys {command}: error: {sentence}"
         print(error, file=sys.stderr)
         status = BAD_INPUT
     except KeyboardInterrupt:
+        storage.discard_staging()
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        storage.discard_staging()  # a bug: its traceback follows, its staging does not stay
+        if NO_SPACE not in str(exc):
+            raise
+        # A full disk met by Spark's JVM (py4j) or TensorFlow, which raise their own types.
+        error = (
+            f"recsys {command}: error: a disk is full ({type(exc).__name__}: {NO_SPACE}) under "
+            "the storage root or Spark's spark.local.dir; free space there (`recsys retention` "
+            "deletes old runs) or pass another --root, then re-run"
+        )
+        print(error, file=sys.stderr)
+        status = BAD_INPUT
     else:
         outcome = dict(got) if isinstance(got, dict) else {}
         status = int(outcome.pop("status", 0) if isinstance(got, dict) else got)

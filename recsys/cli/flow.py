@@ -57,10 +57,12 @@ def param(text: str) -> tuple[str, object]:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
+    from recsys import storage
     from recsys.cli.output import print_summary
     from recsys.nightly import run_nightly
 
     root = args.root or default_root()
+    storage.check_root(root, storage.TABLES)  # before Airflow and its database start
     params = {"dataset": args.dataset, "offline": args.offline, **dict(map(param, args.param))}
     result = run_nightly(root, args.ds, params)
     if not result.ok:

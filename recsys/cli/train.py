@@ -67,9 +67,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
         root=args.root,
         train={"model": args.model, "objective": args.objective},
     )
+    storage.check_root(cfg.root, ("prepared", "models", "recommendations"))  # before TensorFlow
     from recsys.train.trainer import check_train_config
 
-    check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
+    check_train_config(cfg.train)  # fail on a bad name before training starts
     from recsys.train.trainer import run_train
 
     refit_of = None
@@ -87,10 +88,12 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recsys import storage
     from recsys.cli.output import print_metrics
     from recsys.evaluate.prepared import evaluate_model
 
     cfg = load_config(args.config, args.overrides, root=args.root)
+    storage.check_root(cfg.root, ("models",), write=False)
     model, metrics = evaluate_model(
         cfg.root, args.ds, args.run, k=cfg.train.k, max_users=cfg.train.eval_max_users
     )

@@ -24,12 +24,11 @@ from recsys import storage
 from recsys.artifact import Scorer
 from recsys.config import Config, GateConfig
 from recsys.errors import RecsysError
-from recsys.evaluate.prepared import sample_users
+from recsys.evaluate.prepared import check_inputs, sample_users
 from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
 from recsys.manifests import (
     GateManifest,
     ModelManifest,
-    PreparedManifest,
     RecommendationsManifest,
     RunRef,
 )
@@ -140,6 +139,7 @@ def compare_with(
 def gateable(model_dir: Path, k: int) -> tuple[ModelManifest, float]:
     """The evaluated model and its test NDCG@k, or one sentence saying why it cannot be judged."""
     model = ModelManifest.read(model_dir)
+    check_inputs(model_dir, model)
     if model.refit_of:
         raise RecsysError(
             f"{model_dir} is a refit (trained on the test rows too); gate the model it refits, "
@@ -183,9 +183,9 @@ def check_published(
     if ref_dir.resolve() == Path(model_dir).resolve():
         return {"skipped": "this model is the published one"}, None
     try:
+        check_inputs(ref_dir, ref)
         old = Scorer.load(ref_dir / "arrays.npz")
         old_prepared = ref.prepared.folder
-        PreparedManifest.read(old_prepared)
     except (OSError, ValueError, RecsysError) as exc:
         log.warning("gate: the published model is unreadable (%s); skipped", exc)
         return {"skipped": f"published model unreadable: {exc}"}, None
@@ -264,5 +264,6 @@ def gate_model(
 ) -> GateResult:
     """:func:`run_gate` on a model run (the given one, else ``models/_LATEST``) with ``cfg``'s
     gate settings and cut-off."""
+    storage.check_root(cfg.root, ("models", "recommendations", "gates"))
     model_dir = storage.resolve(cfg.root, "models", model_ds, model_run)
     return run_gate(cfg.root, model_dir, cfg.gate, cfg.train.k, ds, run)

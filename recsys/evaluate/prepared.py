@@ -60,6 +60,14 @@ def evaluate_prepared(
     return out
 
 
+def check_inputs(model_dir: Path, model: ModelManifest) -> None:
+    """Refuse a model run whose arrays, or whose prepared run, differ from their manifests."""
+    from recsys.integrity import check_model, check_prepared
+
+    check_model(model_dir, model, ("arrays.npz",))
+    check_prepared(model.prepared.folder, PreparedManifest.read(model.prepared.folder))
+
+
 def evaluate_model(
     root: str, ds: str | None = None, run: str | None = None, k: int = 10, max_users: int = 0
 ) -> tuple[ModelManifest, dict[str, Any]]:
@@ -69,5 +77,6 @@ def evaluate_model(
 
     folder = storage.resolve(root, "models", ds, run)
     model = ModelManifest.read(folder)
+    check_inputs(folder, model)
     scorer = Scorer.load(folder / "arrays.npz")
     return model, evaluate_prepared(scorer, model.prepared.folder, k=k, max_users=max_users)

@@ -21,13 +21,13 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 import recsys
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import Config, to_dict
 from recsys.data.formats import FormatSpec, Located, check_header, locate
 from recsys.data.items import read_items
 from recsys.errors import RecsysError
-from recsys.manifests import ManifestError, PreparedManifest, Quarantine
+from recsys.manifests import PreparedManifest, Quarantine
 from recsys.prepare import clean, index, parse, read, split
 from recsys.spark import get_spark
 
@@ -129,15 +129,11 @@ def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
         return
     try:
         previous_dir = storage.latest(root, "prepared")
-        previous = PreparedManifest.read(previous_dir)
-        before = {"rows": previous.rows, "users": previous.n_users, "items": previous.n_items}
-    except ManifestError as exc:
-        if "newer than" in str(exc):
-            raise
-        log.warning("the previous prepared run %s has no counts to compare with", previous_dir)
-        return
     except RecsysError:
-        return  # the first night (or an unreadable pointer): nothing to compare with
+        return  # the first night: nothing to compare with (a damaged pointer failed earlier)
+    # A damaged manifest refuses in one sentence: the guard is never skipped silently.
+    previous = PreparedManifest.read(previous_dir)
+    before = {"rows": previous.rows, "users": previous.n_users, "items": previous.n_items}
     for what, count in now.items():
         if count < min_share * before[what]:
             raise RecsysError(
@@ -203,13 +199,17 @@ def count_rejects(checked, located: Located, has_test: bool) -> Rejects:
     return Rejects(n_rows, n_valid, reasons, extra_headers)
 
 
-def check_rejects(rejects: Rejects, located: Located, max_share: float, quarantine: Path) -> None:
-    """Refuse an input with more rejected rows than ``max_share``, or none valid."""
+def check_rejects(
+    rejects: Rejects, located: Located, max_share: float, paths: storage.RunPaths
+) -> None:
+    """Refuse an input with more rejected rows than ``max_share``, or none valid; a refusal keeps
+    the quarantine (``storage.keep_aside``) while the staging folder goes."""
     share = rejects.total / rejects.rows
     if rejects.by_reason:
         log.warning("quarantined %d of %d rows: %s", rejects.total, rejects.rows, rejects.by_reason)
     if share > max_share:
         detail = ", ".join(f"{k}={v}" for k, v in sorted(rejects.by_reason.items()))
+        quarantine = storage.keep_aside(paths, "quarantine")
         raise RecsysError(
             f"{rejects.total} of {rejects.rows} rows ({share:.2%}) of {located.ratings} were "
             f"rejected ({detail}), above prepare.max_reject_fraction={max_share:.2%}; "
@@ -302,19 +302,20 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     """Prepare one run; returns its folder and manifest. Raises ``RecsysError`` on bad input."""
     started = time.time()
     ds = storage.check_ds(ds or storage.today_utc())
+    storage.check_root(cfg.root, ("prepared",))
     located, test_located = locate_inputs(cfg)
+    # The run folder before Spark: an unwritable root or a full disk fails in a second.
+    paths = storage.new_run(cfg.root, "prepared", ds, run)
     spark = get_spark(cfg.spark, "recsys-prepare")
     raw, keys = _load(spark, cfg, located, test_located)
     lo, hi = _rating_range(located.spec, cfg, raw.implicit)
     checked = validated(raw, lo, hi, located, keys)
-
-    paths = storage.new_run(cfg.root, "prepared", ds, run)
     rejects = count_rejects(checked, located, test_located is not None)
     items_read = read_items(located.items, located.spec)
     quarantine = paths.staging / "quarantine"
     _write_quarantine(spark, checked, located, rejects.extra_headers, items_read, quarantine)
     try:
-        check_rejects(rejects, located, cfg.prepare.max_reject_fraction, quarantine)
+        check_rejects(rejects, located, cfg.prepare.max_reject_fraction, paths)
         deduped, kcore_removed = cleaned(checked, cfg, keys)
         user_stats, item_stats = user_and_item_counts(deduped)
     finally:
@@ -352,6 +353,7 @@ def prepared_manifest(
         format=located.spec.name,
         input=[str(p) for p in inputs],
         input_fingerprint=fingerprint(inputs),
+        files=integrity.prepared_files(paths.staging),
         implicit=raw.implicit,
         has_timestamps=raw.has_ts,
         rows_read=rejects.rows,

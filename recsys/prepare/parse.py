@@ -19,6 +19,7 @@ RAW_USER, RAW_ITEM, RAW_RATING, RAW_TS = "_user", "_item", "_rating", "_ts"
 N_FIELDS = "_n_fields"
 EXPECTED_FIELDS = 4
 HEADER_FIELDS = -1  # N_FIELDS of a line equal to the format's header
+WRONG_FIELDS = -2  # N_FIELDS of a generic CSV row whose field count differs from its header's
 # Reason given to header lines while counting; the job keeps one header per file and quarantines
 # any repeated one as ``repeated_header``.
 HEADER_MARK = "_header"
@@ -55,13 +56,15 @@ def select_columns(
     ts_col: str | None,
     source_file: str,
     sep: str = ",",
+    corrupt_col: str | None = None,
 ) -> DataFrame:
     """Map a generic log's named columns onto the raw fields (all as strings).
 
     A missing rating column means implicit feedback (rating 1.0 later); a missing timestamp
-    column gives ``ts`` 0. The raw ``line`` is the row's values joined by ``sep``.
+    column gives ``ts`` 0. The raw ``line`` is the row's values joined by ``sep``, or, for a row
+    the CSV reader kept whole in ``corrupt_col`` (a wrong field count), that text.
     """
-    cols = table.columns
+    cols = [c for c in table.columns if c != corrupt_col]
 
     def text(name: str | None) -> Column:
         if not name:
@@ -73,10 +76,15 @@ def select_columns(
         return F.trim(c.cast("string"))
 
     line = F.concat_ws(sep, *(F.coalesce(F.col(f"`{c}`").cast("string"), F.lit("")) for c in cols))
+    n_fields = F.lit(EXPECTED_FIELDS)
+    if corrupt_col:
+        broken = F.col(f"`{corrupt_col}`").isNotNull()
+        line = F.when(broken, F.col(f"`{corrupt_col}`")).otherwise(line)
+        n_fields = F.when(broken, F.lit(WRONG_FIELDS)).otherwise(n_fields)
     return table.select(
         F.lit(source_file).alias(S.SOURCE_FILE),
         line.alias(S.LINE),
-        F.lit(EXPECTED_FIELDS).alias(N_FIELDS),
+        n_fields.alias(N_FIELDS),
         text(user_col).alias(RAW_USER),
         text(item_col).alias(RAW_ITEM),
         (text(rating_col) if rating_col else F.lit("1").cast("string")).alias(RAW_RATING),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from recsys import schema as S
 from recsys.config import SourceConfig
@@ -38,14 +39,37 @@ def read_text(spark: SparkSession, located: Located) -> DataFrame:
     return parse.split_lines(lines, located.spec)
 
 
+CORRUPT = "_corrupt_record"  # the raw text of a CSV row whose field count is not the header's
+
+
+def read_csv(spark: SparkSession, path: str, sep: str = ",", multiline: bool = False) -> DataFrame:
+    """A generic CSV log as RFC 4180 reads it, every field a string.
+
+    Fields may be quoted (``"..."``), a quote inside one is doubled (``""``), a quoted field may
+    hold the separator and, with ``multiline``, line breaks. A row with more or fewer fields than
+    the header is kept whole in ``CORRUPT`` (the MovieLens formats' ``wrong_field_count``), its
+    other columns as Spark filled them.
+    """
+    options = {"header": True, "sep": sep, "quote": '"', "escape": '"', "multiLine": multiline}
+    header = spark.read.options(**options).csv(path).columns
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in header]
+        + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return spark.read.options(**options).csv(
+        path, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT
+    )
+
+
 def read_table(spark: SparkSession, located: Located, src: SourceConfig) -> RawInput:
     """A generic CSV/Parquet log mapped onto the raw fields; the named columns must exist."""
     path = str(located.ratings)
+    corrupt = None
     if located.spec.name == "parquet":
         table = spark.read.parquet(path)
     else:
-        table = spark.read.csv(path, header=True, sep=src.sep, inferSchema=False, mode="PERMISSIVE")
-    cols = table.columns
+        table, corrupt = read_csv(spark, path, src.sep, src.csv_multiline), CORRUPT
+    cols = [c for c in table.columns if c != corrupt]
     if not cols:
         raise RecsysError(f"input {path} has no columns")
     for option, name in (("--user-col", src.user_col), ("--item-col", src.item_col)):
@@ -65,5 +89,6 @@ def read_table(spark: SparkSession, located: Located, src: SourceConfig) -> RawI
         ts_col=ts_col,
         source_file=path,
         sep=src.sep,
+        corrupt_col=corrupt,
     )
     return RawInput(rows, implicit=rating_col is None, has_ts=ts_col is not None)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import Config
 from recsys.errors import RecsysError
 from recsys.manifests import (
@@ -187,6 +187,8 @@ def resolve_model(root: str, ds: str | None, run: str | None):
     model_dir = storage.resolve(root, "models", ds, run)
     model = ModelManifest.read(model_dir)
     prepared = PreparedManifest.read(model.prepared.folder)
+    integrity.check_model(model_dir, model, ("arrays.npz",))
+    integrity.check_prepared(model.prepared.folder, prepared)
     family = load_artifact(model_dir, prepared).family
     return model_dir, model, prepared, family
 
@@ -295,6 +297,7 @@ def run_score(
     started = time.time()
     check_options(n, similar_items)
     ds = storage.check_ds(ds or storage.today_utc())
+    storage.check_root(cfg.root, ("models", "recommendations", "similar_items"))
     model_dir, model, prepared, family = resolve_model(cfg.root, model_ds, model_run)
     spark = get_spark(cfg.spark, "recsys-score")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(users_per_batch))

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from recsys import schema as S
 from recsys import storage
 from recsys.errors import RecsysError
-from recsys.manifests import RecommendationsManifest
+from recsys.integrity import IntegrityError, check_prepared
+from recsys.manifests import PreparedManifest, RecommendationsManifest
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def validate(run_dir: Path) -> dict[str, int]:
     manifest = RecommendationsManifest.read(run_dir)
     n = manifest.top_n
     prepared = manifest.prepared.folder
+    check_prepared(prepared, PreparedManifest.read(prepared))
     table = _frame(run_dir / "table", [S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE])
     users = _frame(prepared / "users", [S.USER_ID, S.USER_IDX])
     items = _frame(prepared / "items", [S.ITEM_ID, S.ITEM_IDX])
@@ -79,6 +81,11 @@ def validate(run_dir: Path) -> dict[str, int]:
     rising = grouped[S.SCORE].diff().to_numpy() > 1e-6
     if rising.any():
         fail("scores", table.loc[rising, "u"].nunique(), "scores increase with the rank")
+    if len(table) != manifest.rows:  # after the checks above, which say more of a bad table
+        raise IntegrityError(
+            f"recommendations run {run_dir} holds {len(table):,} rows but its manifest records "
+            f"{manifest.rows:,}; re-run `recsys score` for ds={manifest.ds}; it was not published"
+        )
     return {"users": int(len(size)), "rows": int(len(table))}
 
 
@@ -115,6 +122,7 @@ def publish(
     it covers at least ``min_share`` of the published table's users, and move
     ``recommendations/_LATEST`` to it, unless that names a newer ``ds`` (and not ``backwards``)."""
     ds = storage.check_ds(ds or storage.today_utc())
+    storage.check_root(root, ("recommendations",))
     run_dir = storage.resolve(root, "recommendations", ds, run)
     counts = validate(run_dir)
     check_coverage(run_dir, counts["users"], root, min_share)

@@ -393,7 +393,7 @@ class _Feed:
 
 
 def _dataset(
-    elements: Callable[[], Iterator[Element]], batch: int, drop_remainder: bool
+    elements: Callable[[], Iterator[Element]], batch: int, drop_remainder: bool, skip: int = 0
 ) -> tf.data.Dataset:
     """Cross into TensorFlow a chunk at a time, then split the chunks into batches."""
     width = batch if drop_remainder else None
@@ -410,6 +410,8 @@ def _dataset(
     # the current one is being consumed.
     ds = ds.prefetch(1)
     ds = ds.unbatch()  # (k, batch) -> k elements of (batch,): per batch, never per row
+    if skip:
+        ds = ds.skip(skip)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -425,6 +427,7 @@ def ratings_dataset(
     drop_remainder: bool = False,
     epochs: int | None = 1,
     group: int = 1,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Batches ``({"user_idx": (b,), "item_idx": (b,)}, rating (b, 1))`` from a split folder.
 
@@ -451,6 +454,8 @@ def ratings_dataset(
         group: Shuffle each user's rows into runs of this many rows, side by side in a batch
             (``grouped_order``; padded runs carry NaN ratings). Needs ``shuffle``; the batch per
             replica must be a multiple of it.
+        skip_batches: Batches to leave out at the start: a resumed run skips what the epochs
+            before its backup read, so it sees the batches an uninterrupted run would.
 
     Returns:
         A ``tf.data.Dataset`` that is deterministic for a given seed.
@@ -520,7 +525,7 @@ def ratings_dataset(
                 chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
                 yield from _whole_batches(chunks, batch, drop_remainder, generator, group)
 
-    return _dataset(elements, batch, drop_remainder)
+    return _dataset(elements, batch, drop_remainder, skip_batches)
 
 
 def count_rows(split_dir: str | os.PathLike) -> int:

@@ -146,14 +146,17 @@ def plan_run(tcfg: TrainConfig, manifest: PreparedManifest, splits, replicas: in
     )
 
 
-def _input_fns(tcfg: TrainConfig, prepared: Path, plan: Plan):
-    """``tf.data`` input functions (per input context) of the training and validation rows."""
+def _input_fns(tcfg: TrainConfig, prepared: Path, plan: Plan, done_epochs: int = 0):
+    """``tf.data`` input functions (per input context) of the training and validation rows;
+    the training rows start after the batches of ``done_epochs`` (a resumed run's)."""
     from recsys.splits import split_dir
     from recsys.train.data import ratings_dataset
 
     in_memory = {"auto": None, "memory": True, "stream": False}[tcfg.input_mode]
 
     def train_fn(ctx):
+        # Each step takes one batch per replica; a pipeline feeds its share of the replicas.
+        per_step = ctx.num_replicas_in_sync // ctx.num_input_pipelines if ctx else 1
         return ratings_dataset(
             [split_dir(prepared, s) for s in plan.trained],
             global_batch_size=plan.global_batch,
@@ -163,6 +166,7 @@ def _input_fns(tcfg: TrainConfig, prepared: Path, plan: Plan):
             drop_remainder=plan.n_train >= plan.global_batch,
             epochs=None,
             group=plan.group,
+            skip_batches=done_epochs * plan.steps * per_step,
         )
 
     def val_fn(ctx):
@@ -259,6 +263,7 @@ class Watch:
     val_kwargs: dict[str, Any]
     timer: Any
     progress: Any
+    backup: Any  # the RecordedBackup: the whole run's history, those before a kill included
 
 
 def watch_run(
@@ -273,20 +278,21 @@ def watch_run(
     validation_data,
     steps: list[float] | None = None,
 ) -> Watch:
-    """Backup, timer, validation, early stopping, progress and TensorBoard callbacks.
+    """Timer, validation, early stopping, progress, backup and TensorBoard callbacks.
 
-    Order matters: the backup is written first (a kill later in the epoch loses nothing), the
-    timer stops before the ranking validation runs, early stopping reads the validator's key,
-    the progress line reads all three. A ranking model is judged by its top-k lists, so its
-    validation split is ranked after every epoch and early stopping follows its NDCG; a refit
-    runs its fixed number of epochs.
+    Order matters: the timer stops before the ranking validation runs, early stopping reads the
+    validator's key, the progress line reads all three, and the backup
+    (``recsys.train.resume``) records their state after them (a kill during validation costs
+    the epoch, which the resumed run trains again). A ranking model is judged by its top-k
+    lists, so its validation split is ranked after every epoch and early stopping follows its
+    NDCG; a refit runs its fixed number of epochs.
     """
     from recsys.train.callbacks import RankingValidation, TrainTimer
     from recsys.train.progress import EpochProgress
+    from recsys.train.resume import RecordedBackup
 
     timer = TrainTimer()
-    backup = _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), timer]
+    callbacks = [timer]
     val_kwargs, monitor = {}, ("val_rmse" if plan.n_val else "rmse", "min")
     if tcfg.objective == "ranking":
         monitor = None
@@ -324,21 +330,22 @@ def watch_run(
                 verbose=0,
             )
         )
+    stopping = None
     if monitor is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor[0],
-                patience=start.patience,
-                restore_best_weights=True,
-                mode=monitor[1],
-            )
+        stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor[0], patience=start.patience, restore_best_weights=True, mode=monitor[1]
         )
+        callbacks.append(stopping)
     val_metric = monitor[0] if monitor and monitor[0].startswith("val_") else None
     rows = round(plan.steps * plan.global_batch * start.real_share)
     progress = EpochProgress(timer, rows, val_metric, early_stopping=monitor is not None)
     callbacks.append(progress)
+    backup = RecordedBackup(
+        _checkpoint_dir(root, ds, prepared, tcfg, plan.splits), timer, progress, stopping
+    )
+    callbacks.append(backup)
     callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
-    return Watch(callbacks, monitor, val_kwargs, timer, progress)
+    return Watch(callbacks, monitor, val_kwargs, timer, progress, backup)
 
 
 def fit(
@@ -369,13 +376,16 @@ def fit(
         plan.per_replica,
         plan.steps,
     )
-    train_fn, val_fn = _input_fns(tcfg, prepared, plan)
+    from recsys.train.resume import backed_up_epochs
+
+    done = backed_up_epochs(_checkpoint_dir(cfg.root, ds, prepared, tcfg, plan.splits))
+    train_fn, val_fn = _input_fns(tcfg, prepared, plan, done)
     start = start_model(cfg.root, tcfg, prepared, manifest, plan, strategy, warm_from)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
     watch = watch_run(
         cfg.root, tcfg, prepared, manifest, ds, plan, start, workdir, validation_data, steps
     )
-    history = start.model.fit(
+    start.model.fit(
         strategy.distribute_datasets_from_function(train_fn),
         epochs=tcfg.epochs,
         steps_per_epoch=plan.steps,
@@ -383,7 +393,8 @@ def fit(
         verbose=0,
         **watch.val_kwargs,
     )
-    return start.model, history.history, training_record(tcfg, plan, start, watch, history.history)
+    history = watch.backup.history()  # every epoch, those before a kill included
+    return start.model, history, training_record(tcfg, plan, start, watch, history)
 
 
 def training_record(tcfg: TrainConfig, plan: Plan, start: Start, watch: Watch, history) -> dict:
@@ -400,16 +411,18 @@ def training_record(tcfg: TrainConfig, plan: Plan, start: Start, watch: Watch, h
         "ranking_loss": start.ranking,
         # Real rows in the batches (the rest pad user runs; rows/s counts real rows only).
         "real_row_share": round(start.real_share, 4),
-        "epochs_run": len(watch.timer.seconds),
+        "epochs_run": len(watch.backup.seconds),
+        # Epochs done before a kill, restored from the backup (0: the run was not interrupted).
+        "resumed_from_epoch": watch.backup.resumed_from,
         # The epoch whose weights were kept (early stopping restores the best one): what a
         # full refit runs for.
         "best_epoch": _best_epoch(history, watch.monitor),
         "trained_on": list(plan.splits),
         # {"from": model run, "users"/"items": rows found by id, "fold_in"} or {"from": None, ...}
         "warm_start": start.warm_stats,
-        "epoch_seconds": [round(s, 2) for s in watch.timer.seconds],
+        "epoch_seconds": [round(s, 2) for s in watch.backup.seconds],
         # Wall time at the end of each epoch, validation included: the time-to-quality clock.
-        "elapsed_seconds": [round(s, 1) for s in watch.progress.elapsed],
+        "elapsed_seconds": [round(s, 1) for s in watch.backup.elapsed],
         # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
         "ratings_per_second": round(watch.timer.throughput(rows)),
     }

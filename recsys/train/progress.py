@@ -10,7 +10,7 @@ logger at INFO::
 When stderr is a terminal it also draws a transient rich bar of the epoch's steps, cleared before
 the epoch's line is logged. Keras reports a step only once per ``steps_per_execution`` steps (up
 to 64), so the bar moves in such jumps. A run resumed from its backup starts at the epoch Keras
-resumes from, and the line numbers epochs as Keras does.
+resumes from, numbers epochs as Keras does, and counts elapsed time from the run's first start.
 """
 
 from __future__ import annotations
@@ -86,6 +86,14 @@ class EpochProgress(keras.callbacks.Callback):
         self._started = self.clock()
         self._epoch_seconds = []
         self.elapsed = []
+
+    def resume(self, elapsed: list[float]) -> None:
+        """Continue the clock of a run resumed from its backup: ``elapsed`` are the wall times
+        of the epochs before the restart (call after ``on_train_begin``)."""
+        self.elapsed = list(elapsed)
+        self._epoch_seconds = [b - a for a, b in zip([0.0, *elapsed], elapsed, strict=False)]
+        if elapsed:
+            self._started = self.clock() - elapsed[-1]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()

@@ -17,8 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import Config, TrainConfig, resolve_train
 from recsys.errors import RecsysError
 from recsys.manifests import Dims, ModelManifest, PreparedManifest, RunRef
@@ -124,6 +124,7 @@ def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
     rows gets a ``full`` refit (every split, from the evaluated model's own start) instead.
     """
     evaluated = ModelManifest.read(refit_of)
+    integrity.check_model(refit_of, evaluated)
     prepared = evaluated.prepared.folder  # retention keeps what a model needs
     manifest = PreparedManifest.read(prepared)
     if cfg.train.refit_mode == "continue" and not manifest.count("val") + manifest.count("test"):
@@ -143,7 +144,9 @@ def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
 
 
 def check_job(cfg: Config, job: TrainJob) -> None:
-    """Refuse a prepared run this training cannot use, in one sentence."""
+    """Refuse a prepared run this training cannot use (or that differs from its manifest), in
+    one sentence."""
+    integrity.check_prepared(job.prepared, job.manifest)
     if job.manifest.implicit and cfg.train.objective == "rating":
         raise RecsysError(
             f"the prepared run {job.prepared} holds implicit events (no rating column), so "
@@ -201,8 +204,8 @@ def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, t
     return metrics
 
 
-def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, metrics):
-    """The model run's contract."""
+def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, metrics, staging):
+    """The model run's contract (``staging``: the folder whose artifacts it checksums)."""
     import tensorflow as tf
 
     import recsys
@@ -222,6 +225,7 @@ def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, 
         training=stats,
         refit_of=None if job.evaluated is None else RunRef.of(job.evaluated, job.refit_of),
         metrics=metrics,
+        artifacts=integrity.model_checksums(staging),
         versions={
             "recsys": recsys.__version__,
             "tensorflow": tf.__version__,
@@ -263,7 +267,7 @@ def run_train(
     stats = after_fit(cfg, job, model, stats)
     title = f"{cfg.train.model} on {ds}"
     metrics = write_artifacts(cfg, job, paths.staging, model, history, title)
-    out = model_manifest(cfg, job, ds, paths.run, model, stats, metrics)
+    out = model_manifest(cfg, job, ds, paths.run, model, stats, metrics, paths.staging)
     final = storage.commit(paths, out, backwards=cfg.move_latest_backwards)
     log.info("trained %s -> %s", out.model_version, final)
     return TrainResult(final, out)

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import TrainConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.gate import original_ids, published_model
@@ -176,8 +176,11 @@ def load_warm_start(
         if source is None:
             raise RecsysError(f"no model was published or trained under {root} yet")
         old = ModelManifest.read(source)
+        integrity.check_model(source, old, ("model.keras",))
         old_prepared = old.prepared.folder
-        why = _mismatch(old, PreparedManifest.read(old_prepared), tcfg, manifest)
+        old_manifest = PreparedManifest.read(old_prepared)
+        integrity.check_prepared(old_prepared, old_manifest)
+        why = _mismatch(old, old_manifest, tcfg, manifest)
         if why:
             raise RecsysError(f"{source} cannot seed tonight's model: {why}")
         weights = _load_weights(source / "model.keras")

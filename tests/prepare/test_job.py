@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -204,6 +205,12 @@ def test_too_many_rejects_fail_with_counts_and_keep_quarantine(spark, tmp_path, 
     assert "rows (" in message and "max_reject_fraction=1.00%" in message
     assert "bad_rating=1" in message and "quarantine" in message
     assert not (tmp_path / "var" / "prepared" / storage.LATEST).exists()
+    # The quarantine named in the message is kept aside; the staging folder goes with the step.
+    kept = message.rsplit("see the quarantine in ", 1)[1]
+    assert "_rejected-run=" in kept and pq.read_table(kept).num_rows >= 1
+    storage.discard_staging()  # what the command line does when a step fails
+    ds_dir = Path(kept).parent.parent
+    assert not [p.name for p in ds_dir.iterdir() if p.name.startswith("_staging")]
 
 
 @pytest.mark.parametrize(
@@ -343,7 +350,9 @@ def test_the_drift_guard_refuses_a_previous_run_of_a_newer_format(tmp_path):
     storage.commit(paths, {"format_version": 99, "ds": "2026-01-01", "run": "newer"})
     with pytest.raises(ManifestError, match="format version 99, newer than"):
         check_drift(str(tmp_path), tmp_path / "input.csv", 0.5, rows=10, users=2, items=2)
-    # An old manifest without counts still only warns: the guard has nothing to compare.
+    # A manifest without counts is damaged (every prepared manifest has them): the guard is not
+    # skipped silently, the step refuses in one sentence.
     paths = storage.new_run(str(tmp_path), "prepared", "2026-01-02", "bare")
     storage.commit(paths, {"ds": "2026-01-02", "run": "bare"})
-    check_drift(str(tmp_path), tmp_path / "input.csv", 0.5, rows=10, users=2, items=2)
+    with pytest.raises(ManifestError, match="has no 'n_users': it is not a complete prepared"):
+        check_drift(str(tmp_path), tmp_path / "input.csv", 0.5, rows=10, users=2, items=2)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from recsys import storage
+from recsys import integrity, storage
 from recsys.artifact import Scorer
 from recsys.cli import main
 from recsys.config import load_config
@@ -82,7 +82,8 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
         shutil.rmtree(paths.staging / "ratings" / f"split={split}")
     manifest = storage.read_manifest(src)
     manifest.update(ds="2026-04-02", run="all-train", counts={**manifest["counts"], "val": 0,
-                                                             "test": 0})  # fmt: skip
+                                                             "test": 0},
+                    files=integrity.prepared_files(paths.staging))  # fmt: skip
     (paths.staging / "manifest.json").unlink()
     storage.commit(paths, manifest)
     cfg = load_config(root=root, train={"epochs": 2, "dim": 8, "seed": 3})

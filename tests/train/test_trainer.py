@@ -76,43 +76,6 @@ def test_same_seed_same_model(prepared_root):
     assert np.allclose(wa["user_factors"], wb["user_factors"], atol=1e-6)
 
 
-class Killed(Exception):
-    pass
-
-
-def test_killed_run_resumes(prepared_root, monkeypatch):
-    """A run killed after epoch 2 leaves a backup; the next run continues from epoch 3."""
-    from recsys.train import callbacks, trainer
-
-    calls = {"n": 0}
-    original = callbacks.TrainTimer
-
-    class Timer(original):
-        """The first run's timer dies at the end of epoch 2, as a killed process would."""
-
-        def __init__(self):
-            super().__init__()
-            calls["n"] += 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            super().on_epoch_end(epoch, logs)
-            if calls["n"] == 1 and epoch == 1:
-                raise Killed()
-
-    monkeypatch.setattr(callbacks, "TrainTimer", Timer)
-    cfg = train_cfg(prepared_root, epochs=5, patience=100)
-    with pytest.raises(Killed):
-        trainer.run_train(cfg, "2026-01-05")
-    result = trainer.run_train(cfg, "2026-01-05")
-    # Only the 3 remaining epochs ran in the second process.
-    assert result.manifest.training["epochs_run"] == 3
-    assert not any(
-        (storage.resolve(prepared_root, "models").parent.parent / "_checkpoints").rglob(
-            "*.weights.h5"
-        )
-    )
-
-
 def test_bad_model_name_is_one_sentence(prepared_root, capsys):
     code = main(["train", "--root", prepared_root, "--model", "svd++"])
     assert code == 2

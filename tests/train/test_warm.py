@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from recsys import integrity, storage
 from recsys import schema as S
-from recsys import storage
 from recsys.config import TrainConfig, load_config, resolve_train
 from recsys.errors import RecsysError
 from recsys.manifests import ModelManifest, PreparedManifest, RecommendationsManifest, RunRef
@@ -82,6 +82,7 @@ def next_night(root: str, src, seed: int = 5, drop=4, new_users=5, new_items=3):
         n_users=len(kept_users),
         n_items=len(all_items),
         counts={s: len(r) for s, r in rows.items()},
+        files=integrity.prepared_files(paths.staging),  # what a step reading it checks
     )
     return storage.commit(paths, manifest)
 
@@ -220,7 +221,8 @@ def _no_file(models, tmp_path):
     [
         ("nothing yet", {}, None, "no model was published or trained"),
         ("file missing", {}, _no_file, "model.keras is missing"),
-        ("corrupt", {}, _corrupt, "model.keras is unreadable"),
+        # its checksum differs from the one train recorded: refused before Keras reads it
+        ("corrupt", {}, _corrupt, "model.keras has sha256"),
         (
             "other family",
             {"model": "mf"},
@@ -314,7 +316,7 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
     _publish(root, NIGHT2, "broken", broken)
     m = run_train(cfg, NIGHT2, "cold", NIGHT2, "night2").manifest
     assert m.training["warm_start"]["from"] is None
-    assert "unreadable" in m.training["warm_start"]["reason"]
+    assert "changed or damaged" in m.training["warm_start"]["reason"]
 
 
 def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(nights):
