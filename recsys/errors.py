@@ -8,3 +8,8 @@ command line prints that sentence and exits with status 2 instead of a stack tra
 
 class RecsysError(Exception):
     """A user-facing error: the message is one clear sentence."""
+
+
+class RecsysFailure(Exception):
+    """A failure no change of the input fixes (a worker of a Spark stage crashed or was killed):
+    one sentence, exit status 1, and a retry may succeed."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import default_root
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, RecsysFailure
 
 DEFAULT_DATA_DIR = "./data"
 BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
@@ -64,7 +64,8 @@ def fraction(text: str) -> float:
 def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args) -> int:
     """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2.
 
-    A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
+    A ``RecsysFailure`` (a crashed Spark stage) is one sentence too, with exit status 1, which
+    the DAG retries. A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
     it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status", "error", "outcome"}``
     is written there as JSON: how the DAG learns what happened without reading printed text.
     """
@@ -75,6 +76,10 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
         error = f"recsys {command}: error: {exc}"
         print(error, file=sys.stderr)
         status = BAD_INPUT
+    except RecsysFailure as exc:  # a crash a retry may cure: one sentence, status 1
+        error = f"recsys {command}: failed: {exc}"
+        print(error, file=sys.stderr)
+        status = 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -240,6 +240,7 @@ def watch_run(
     start: Start,
     workdir: Path,
     validation_data,
+    backup: Path | None = None,
 ) -> Watch:
     """Backup, timer, validation, early stopping, progress and TensorBoard callbacks.
 
@@ -253,7 +254,7 @@ def watch_run(
     from recsys.train.progress import EpochProgress
 
     timer = TrainTimer()
-    backup = _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
+    backup = backup or _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
     callbacks = [keras.callbacks.BackupAndRestore(str(backup)), timer]
     val_kwargs, monitor = {}, ("val_rmse" if plan.n_val else "rmse", "min")
     if tcfg.objective == "ranking":
@@ -296,11 +297,13 @@ def fit(
     workdir: Path,
     splits: tuple[str, ...] = ("train",),
     warm_from: Path | None = None,
+    backup: Path | None = None,
 ):
     """Train on ``splits``; returns the model, the Keras history and the training record.
 
     The model starts from ``warm_from`` or, with ``train.warm_start``, from the model served
-    last night (``recsys.train.warm``); the optimiser state always starts fresh.
+    last night (``recsys.train.warm``); the optimiser state always starts fresh. ``backup``: the
+    folder of the backup a killed run resumes from (default: under ``models/_checkpoints``).
     """
     from recsys.train.strategy import make_strategy
 
@@ -317,7 +320,9 @@ def fit(
     train_fn, val_fn = _input_fns(tcfg, prepared, plan)
     start = start_model(cfg.root, tcfg, prepared, manifest, plan, strategy, warm_from)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
-    watch = watch_run(cfg.root, tcfg, prepared, manifest, ds, plan, start, workdir, validation_data)
+    watch = watch_run(
+        cfg.root, tcfg, prepared, manifest, ds, plan, start, workdir, validation_data, backup
+    )
     history = start.model.fit(
         strategy.distribute_datasets_from_function(train_fn),
         epochs=tcfg.epochs,
