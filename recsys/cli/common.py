@@ -65,9 +65,10 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
     """Run a handler; a ``RecsysError`` becomes one sentence on stderr and exit status 2.
 
     A ``RecsysFailure`` (a crashed Spark stage) is one sentence too, with exit status 1, which
-    the DAG retries. A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
-    it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status", "error", "outcome"}``
-    is written there as JSON: how the DAG learns what happened without reading printed text.
+    the DAG retries. A handler returns its exit status, or its outcome as a dict (``status``
+    and ``error`` when it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status",
+    "error", "outcome"}`` is written there as JSON: how the DAG learns what happened without
+    reading printed text.
     """
     outcome: dict[str, Any] = {}
     try:

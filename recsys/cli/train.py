@@ -121,12 +121,14 @@ def cmd_train_job(args: argparse.Namespace) -> dict:
     kwargs = {
         "cfg": cfg,
         "ds": ds,
-        "run": args.run,
+        "run": args.run or storage.new_run_id(),  # one id over the stage's attempts
         "prepared_ds": args.prepared_ds,
         "prepared_run": args.prepared_run,
         "refit_of": refit_of,
     }
-    out = run_barrier(spark.sparkContext, cfg.train.workers, "recsys.train.worker:train_step", kwargs)
+    out = run_barrier(
+        spark.sparkContext, cfg.train.workers, "recsys.train.worker:train_step", kwargs
+    )
     return _trained(cfg, Path(out["path"]), out["model_version"], refit_of)
 
 

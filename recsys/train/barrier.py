@@ -55,24 +55,56 @@ def task_slots(sc) -> int:
     return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
 
 
+def slot_ceiling(conf) -> tuple[int, str] | None:
+    """The most task slots the job's settings allow, and which settings say so; None when only
+    the cluster knows (no cap on cores, dynamic allocation)."""
+    cpus = int(conf.get("spark.task.cpus", "1"))
+    if conf.get("spark.cores.max"):
+        cores = int(conf.get("spark.cores.max"))
+        return cores // cpus, f"spark.cores.max={cores} / spark.task.cpus={cpus}"
+    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+    if conf.get("spark.executor.instances") and not dynamic:
+        n, cores = (
+            int(conf.get("spark.executor.instances")),
+            int(conf.get("spark.executor.cores", "1")),
+        )
+        return n * cores // cpus, (
+            f"spark.executor.instances={n} x spark.executor.cores={cores} / spark.task.cpus={cpus}"
+        )
+    return None
+
+
+def _too_few(workers: int, slots: int, why: str) -> RecsysError:
+    return RecsysError(
+        f"train.workers={workers} needs {workers} task slots at once (a barrier stage starts all "
+        f"its tasks together) but the cluster offers {slots} ({why}); lower train.workers or give "
+        "the job more executor cores (DAG param spark_cores_max, spark-submit "
+        "--total-executor-cores)"
+    )
+
+
 def wait_for_slots(sc, workers: int, wait: float = SLOTS_WAIT_SECONDS) -> int:
     """Wait (bounded) until executors offer ``workers`` task slots; else one sentence.
 
-    Executors register a few seconds after the application starts, so a first count of 0 is
-    normal; a count that stays below ``workers`` for ``wait`` seconds is a cluster too small.
+    A job whose settings cap it below ``workers`` (``slot_ceiling``), or a local master with too
+    few cores, fails at once. Otherwise executors register a few seconds after the application
+    starts, so a first count of 0 is normal; a count that stays below ``workers`` for ``wait``
+    seconds is a cluster too small.
     """
+    conf = sc.getConf()
+    ceiling = slot_ceiling(conf)
+    if ceiling is not None and ceiling[0] < workers:
+        raise _too_few(workers, ceiling[0], ceiling[1])
+    local = (conf.get("spark.master", "") or "").startswith("local")
     deadline = time.monotonic() + wait
     while True:
         slots = task_slots(sc)
         if slots >= workers:
             return slots
+        if local:
+            raise _too_few(workers, slots, f"master {conf.get('spark.master')}")
         if time.monotonic() > deadline:
-            raise RecsysError(
-                f"train.workers={workers} needs {workers} task slots at once (a barrier stage "
-                f"starts all its tasks together) but the cluster offers {slots} after "
-                f"{wait:.0f}s; lower train.workers or give the job more executor cores "
-                "(param spark_cores_max / --total-executor-cores)"
-            )
+            raise _too_few(workers, slots, f"registered executors after {wait:.0f}s")
         time.sleep(1.0)
 
 

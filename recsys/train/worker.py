@@ -11,6 +11,7 @@ killed (``PR_SET_PDEATHSIG`` on Linux, else a watch on the parent's pid).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import logging
@@ -30,10 +31,8 @@ def die_with_parent() -> None:
     """Exit when the task's Python worker goes (Spark kills it when the stage is stopped)."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
     def watch() -> None:
         while os.getppid() == parent:
