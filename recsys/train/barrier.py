@@ -77,7 +77,7 @@ def slot_ceiling(conf) -> tuple[int, str] | None:
 def _too_few(workers: int, slots: int, why: str) -> RecsysError:
     return RecsysError(
         f"train.workers={workers} needs {workers} task slots at once (a barrier stage starts all "
-        f"its tasks together) but the cluster offers {slots} ({why}); lower train.workers or give "
+        f"its tasks together) but the job has {slots} ({why}); lower train.workers or give "
         "the job more executor cores (DAG param spark_cores_max, spark-submit "
         "--total-executor-cores)"
     )
@@ -123,8 +123,11 @@ def run_barrier(
     log.info("training on %d worker(s) of a barrier stage (%d task slots)", workers, slots)
     payload = pickle.dumps((entry, kwargs))
     rdd = sc.parallelize(range(workers), workers).barrier()
+    # The shuffle after the barrier stage makes it a map stage, which Spark re-runs whole when a
+    # task fails (spark.stage.maxConsecutiveAttempts); a failed barrier result stage is final.
+    stage = rdd.mapPartitions(lambda _: _barrier_task(payload)).partitionBy(1)
     try:
-        results = rdd.mapPartitions(lambda _: _barrier_task(payload)).collect()
+        results = stage.collect()
     except Exception as exc:  # Py4JJavaError: the stage failed after its attempts
         raise RecsysFailure(_stage_error(str(exc), workers)) from None
     outcome = dict(results)
