@@ -42,7 +42,9 @@ ATOL = 1e-5
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train-cluster")
-    with sparkproc.start_standalone_cluster(folder, cores=1, memory="1g", workers=2) as c:
+    with sparkproc.start_standalone_cluster(
+        folder, cores=1, memory="1g", timeout=180, workers=2
+    ) as c:
         yield c
 
 
