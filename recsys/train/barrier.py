@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,6 +44,7 @@ SLOTS_WAIT_SECONDS = 60.0
 # The lines of a failed worker's output quoted in the stage's error.
 ERROR_TAIL_LINES = 30
 FAILED = "training worker"  # how a worker's failure begins; the driver finds it in Spark's text
+TASK_DIR = "recsys-train-task-"  # + the Python worker's pid: the task's temporary folder
 
 
 def task_slots(sc) -> int:
@@ -175,19 +177,35 @@ def _barrier_task(payload: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
         env["TF_CONFIG"] = json.dumps(cluster)
     else:
         env.pop("TF_CONFIG", None)
-    with tempfile.TemporaryDirectory(prefix="recsys-train-task-") as tmp:
+    _sweep()
+    with tempfile.TemporaryDirectory(prefix=f"{TASK_DIR}{os.getpid()}-") as tmp:
         job, result = Path(tmp) / "job.pickle", Path(tmp) / "result.pickle"
         job.write_bytes(payload)
+        env["TMPDIR"] = tmp  # the worker's scratch space (a peer's backup) lives in here
         flags = ["-S"] if sys.flags.no_site else []  # as this worker was started
         cmd = [sys.executable, *flags, "-m", WORKER_MODULE, str(job), str(result)]
         code, tail = _run_worker(cmd, env)
         outcome = pickle.loads(result.read_bytes()) if result.is_file() else {}
+    _sweep()
     if code != 0 and not outcome.get("error"):
         raise RuntimeError(
             f"{FAILED} {rank} of {len(peers)} (attempt {ctx.attemptNumber()}) exited "
             f"with status {code}; its last lines:\n" + "".join(tail)
         )
     yield rank, outcome
+
+
+def _sweep() -> None:
+    """Remove the folders of tasks whose Python worker is gone: a killed task (Spark kills the
+    Python worker of a failed stage's other tasks) never ran its own clean-up."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TASK_DIR}*"):
+        try:
+            pid = int(folder.name[len(TASK_DIR) :].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
 
 
 def _run_worker(cmd: list[str], env: dict[str, str]) -> tuple[int, deque[str]]:

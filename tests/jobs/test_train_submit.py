@@ -253,8 +253,9 @@ def test_killed_worker_fails_the_stage_and_the_retry_commits_a_whole_run(
     # The stage ran twice: the first attempt's failure names the worker and its status.
     logs = "".join(p.read_text(errors="replace") for p in cluster.executor_logs())
     assert "training worker 0 of 2" in logs and "status -9" in logs, out[-6000:]
-    # The peers' scratch space is gone.
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("recsys-peer-*"))
+    # The tasks' folders (a peer's scratch space inside) are gone, the killed attempt's too.
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    assert not [*tmp.glob("recsys-peer-*"), *tmp.glob("recsys-train-task-*")]
 
 
 # --------------------------------------------------------------------------------------------
