@@ -127,7 +127,10 @@ def run_barrier(
     rdd = sc.parallelize(range(workers), workers).barrier()
     # The shuffle after the barrier stage makes it a map stage, which Spark re-runs whole when a
     # task fails (spark.stage.maxConsecutiveAttempts); a failed barrier result stage is final.
-    stage = rdd.mapPartitions(lambda _: _barrier_task(payload)).partitionBy(1)
+    # A local master's one task may use every core, as `recsys train` does; an executor's task
+    # keeps to its spark.task.cpus.
+    pin = not sc.master.startswith("local")
+    stage = rdd.mapPartitions(lambda _: _barrier_task(payload, pin)).partitionBy(1)
     try:
         results = stage.collect()
     except Exception as exc:  # Py4JJavaError: the stage failed after its attempts
@@ -161,7 +164,7 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _barrier_task(payload: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+def _barrier_task(payload: bytes, pin: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """One task of the stage: rendezvous, then run the worker process and hand back its result."""
     from pyspark import BarrierTaskContext
 
@@ -170,7 +173,7 @@ def _barrier_task(payload: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
     infos = ctx.getTaskInfos()
     host = infos[rank].address.rsplit(":", 1)[0]  # this executor's host, as its peers reach it
     peers = ctx.allGather(f"{host}:{_free_port(host)}")
-    env = {**os.environ, "RECSYS_WORKER_THREADS": str(ctx.cpus())}
+    env = {**os.environ, "RECSYS_WORKER_THREADS": str(ctx.cpus()) if pin else ""}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the --py-files zip included
     if len(peers) > 1:
         cluster = {"cluster": {"worker": peers}, "task": {"type": "worker", "index": rank}}
