@@ -275,6 +275,13 @@ def run_train(
         prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
         job = TrainJob(prepared, PreparedManifest.read(prepared))
     check_job(cfg, job)
+    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
+        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
+        # would wait for the chief's first collective forever.
+        raise RecsysError(
+            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
+            "immutable, so pass a new --run id"
+        )
     if not is_chief():
         return train_as_peer(cfg, job, ds)
     paths = storage.new_run(cfg.root, "models", ds, run)
