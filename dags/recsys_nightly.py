@@ -1,7 +1,8 @@
 """
 ### recsys nightly
 
-`source` -> `prepare` (Spark) -> `train` -> `evaluate`, `gate` -> `refit` -> `score` (Spark) ->
+`source` -> `prepare` (Spark) -> `train` (Spark barrier stage, TensorFlow) -> `evaluate`, `gate`
+-> `refit` (as train) -> `score` (Spark) ->
 `publish` -> `announce`, `retention`, once per logical date `ds` (tasks, params and environment:
 the README, "The nightly run"). A refused gate or a shrunken input or table fails the run without
 retry and yesterday's table stays published. Task attempts write runs of their own and hand their
@@ -21,7 +22,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 # The operators live beside this file (also when the file is linked into another dags folder).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recsys_operators import RecsysSparkJob, alert, attempt_run  # noqa: E402
+from recsys_operators import RecsysSparkJob, RecsysTrainJob, alert, attempt_run  # noqa: E402
 from recsys_operators import run_recsys as _recsys  # noqa: E402
 
 ENV = os.environ
@@ -68,6 +69,11 @@ PARAMS = {
     "spark_executor_memory": Param("2g", type="string"),
     "spark_executor_cores": Param(1, type="integer", minimum=1),
     "spark_cores_max": Param(2, type="integer", minimum=1),
+    # Training runs on its own executors: one TensorFlow worker each, on all their cores.
+    "train_workers": Param(1, type="integer", minimum=1, description="TensorFlow workers"),
+    "train_executor_cores": Param(1, type="integer", minimum=1),
+    "train_executor_memory": Param("1g", type="string", description="JVM heap of one"),
+    "train_memory_overhead": Param("4g", type="string", description="its TensorFlow process"),
 }
 
 
@@ -113,17 +119,8 @@ def recsys_nightly():
         ],
     )
 
-    @task(execution_timeout=HEAVY)
-    def train(paths: dict, prepared: dict, params=None, ti=None) -> dict[str, str]:
-        run = attempt_run(paths["run"], ti.try_number)
-        warm = f"train.warm_start={str(params['warm_start']).lower()}"
-        sets = [a for kv in [warm, *params["train_overrides"]] for a in ("--set", kv)]
-        _recsys(
-            *("train", *_at(paths), "--run", run, *sets, *_moves(params)),
-            *("--prepared-ds", prepared["ds"], "--prepared-run", prepared["run"]),
-            *("--model", params["model"], "--objective", params["objective"]),
-        )
-        return {"model_ds": paths["ds"], "model_run": run}
+    # Hands over {"model_ds", "model_run"}, as the refit does.
+    train = RecsysTrainJob(execution_timeout=HEAVY)
 
     @task
     def evaluate(model: dict, paths: dict) -> None:
@@ -138,25 +135,8 @@ def recsys_nightly():
             *("--min-lift", str(params["gate_min_lift"])),
         )
 
-    @task(execution_timeout=HEAVY)
-    def refit(model: dict, paths: dict, params=None, ti=None) -> dict[str, str]:
-        """The served model: refit (param refit, as refit_mode says), else the evaluated one."""
-        if not params["refit"]:
-            return model
-        run = attempt_run(paths["run"], ti.try_number, "-refit")
-        _recsys(
-            *(
-                "train",
-                "--refit",
-                "--refit-ds",
-                model["model_ds"],
-                "--refit-run",
-                model["model_run"],
-            ),
-            *(*_at(paths), "--run", run, "--set", f"train.refit_mode={params['refit_mode']}"),
-            *_moves(params),
-        )
-        return {"model_ds": paths["ds"], "model_run": run}
+    # The served model: the refit (param refit, as refit_mode says), else the evaluated one.
+    refit = RecsysTrainJob(refit=True, execution_timeout=HEAVY)
 
     served = "{{ ti.xcom_pull(task_ids='refit')['model_%s'] }}"
     score = RecsysSparkJob(
@@ -191,11 +171,11 @@ def recsys_nightly():
 
     paths = source()
     paths >> prepare
-    model = train(paths, prepare.output)
+    [paths, prepare] >> train
+    model = train.output
     checked = gate(model, paths)
     evaluate(model, paths) >> checked
-    served_model = refit(model, paths)
-    checked >> served_model >> score
+    [paths, train, checked] >> refit >> score
     published = publish(paths, score.output)
     announce(published)
     published >> retention(paths)

@@ -31,6 +31,16 @@ ENV = os.environ
 JOBS_DIR = Path(ENV.get("RECSYS_JOBS_DIR") or Path(__file__).resolve().parent.parent / "jobs")
 NO_RETRY = (2, 3)  # exit statuses no retry fixes: bad input, a refused gate
 SIZES = ("driver.memory", "executor.memory", "executor.cores", "cores.max")  # from the params
+# A training job's executors run one TensorFlow worker each, on all their cores (spark.task.cpus),
+# in a Python process outside the JVM heap (memoryOverhead, what YARN and Kubernetes count).
+TRAIN_SIZES = {
+    "spark.driver.memory": "{{ params.spark_driver_memory }}",
+    "spark.executor.memory": "{{ params.train_executor_memory }}",
+    "spark.executor.memoryOverhead": "{{ params.train_memory_overhead }}",
+    "spark.executor.cores": "{{ params.train_executor_cores }}",
+    "spark.task.cpus": "{{ params.train_executor_cores }}",
+    "spark.cores.max": "{{ params.train_workers * params.train_executor_cores }}",
+}
 
 
 def alert(context) -> None:
@@ -103,27 +113,40 @@ class RecsysSparkJob(SparkSubmitOperator):
     writes the run of this attempt (:func:`attempt_run`), returns ``{"ds", "run"}`` for the next
     task, and fails as the recsys commands do."""
 
-    def __init__(self, *, step: str, args: list[str], **kwargs) -> None:
-        conf = {f"spark.{k}": "{{ params.spark_" + k.replace(".", "_") + " }}" for k in SIZES}
+    suffix = ""  # of the run id this task writes
+
+    def __init__(
+        self, *, step: str, args: list[str], conf: dict[str, str] | None = None, **kwargs
+    ) -> None:
+        sizes = {f"spark.{k}": "{{ params.spark_" + k.replace(".", "_") + " }}" for k in SIZES}
         env = {"PYSPARK_PYTHON": ENV.get("PYSPARK_PYTHON") or sys.executable}
         if "RECSYS_SPARK_LOG_LEVEL" in ENV:
             env["RECSYS_SPARK_LOG_LEVEL"] = ENV["RECSYS_SPARK_LOG_LEVEL"]
+        kwargs.setdefault("task_id", step)
         super().__init__(
-            task_id=step,
             application=str(JOBS_DIR / f"{step}.py"),
             name=f"recsys-{step}",
             py_files=ENV.get("RECSYS_PY_FILES") or None,
-            conf={**conf, "spark.ui.enabled": "false"},
+            conf={**(conf or sizes), "spark.ui.enabled": "false"},
             env_vars=env,
             application_args=args,
             **kwargs,
         )
 
+    def more_args(self, context, ds: str, run: str) -> list[str]:
+        """Arguments that come from XCom and params at run time (beyond the templated ones)."""
+        return []
+
+    def handover(self, ds: str, run: str) -> dict[str, str]:
+        """What the next tasks pull from XCom."""
+        return {"ds": ds, "run": run}
+
     def execute(self, context) -> dict[str, str]:
         ti = context["ti"]
         ds = ti.xcom_pull(task_ids="source", key="ds")
-        run = attempt_run(ti.xcom_pull(task_ids="source", key="run"), ti.try_number)
-        self.application_args = [*(self.application_args or []), "--run", run]
+        run = attempt_run(ti.xcom_pull(task_ids="source", key="run"), ti.try_number, self.suffix)
+        more = self.more_args(context, ds, run)
+        self.application_args = [*(self.application_args or []), *more, "--run", run]
         started, code = time.monotonic(), 0
         with tempfile.TemporaryDirectory() as tmp:
             result = Path(tmp) / "result.json"
@@ -133,4 +156,44 @@ class RecsysSparkJob(SparkSubmitOperator):
             except AirflowException:
                 code = getattr(getattr(self._hook, "_submit_sp", None), "returncode", None) or 1
             finish(self.task_id, code, result, started)
-        return {"ds": ds, "run": run}
+        return self.handover(ds, run)
+
+
+class RecsysTrainJob(RecsysSparkJob):
+    """``jobs/train.py``: the train step, or with ``refit=True`` the refit of the model the
+    ``train`` task handed over (param ``refit`` false: that model is served as it is). A barrier
+    stage of param ``train_workers`` executors sized by the ``train_*`` params; hands over
+    ``{"model_ds", "model_run"}`` as the train and refit tasks always did."""
+
+    def __init__(self, *, refit: bool = False, **kwargs) -> None:
+        self.refit = refit
+        self.suffix = "-refit" if refit else ""
+        task_id = "refit" if refit else "train"
+        super().__init__(step="train", task_id=task_id, args=[], conf=dict(TRAIN_SIZES), **kwargs)
+
+    def more_args(self, context, ds: str, run: str) -> list[str]:
+        params, ti = context["params"], context["ti"]
+        backwards = str(bool(params["move_latest_backwards"])).lower()
+        sets = [f"train.workers={params['train_workers']}", f"move_latest_backwards={backwards}"]
+        at = ["--root", ti.xcom_pull(task_ids="source", key="root"), "--ds", ds]
+        if self.refit:
+            model = ti.xcom_pull(task_ids="train")
+            sets.append(f"train.refit_mode={params['refit_mode']}")
+            refit = ["--refit", "--refit-ds", model["model_ds"], "--refit-run", model["model_run"]]
+            return [*refit, *at, *(a for s in sets for a in ("--set", s))]
+        prepared = ti.xcom_pull(task_ids="prepare")
+        sets = [f"train.warm_start={str(params['warm_start']).lower()}", *sets]
+        sets += list(params["train_overrides"])
+        return [
+            *(*at, *(a for s in sets for a in ("--set", s))),
+            *("--prepared-ds", prepared["ds"], "--prepared-run", prepared["run"]),
+            *("--model", params["model"], "--objective", params["objective"]),
+        ]
+
+    def handover(self, ds: str, run: str) -> dict[str, str]:
+        return {"model_ds": ds, "model_run": run}
+
+    def execute(self, context) -> dict[str, str]:
+        if self.refit and not context["params"]["refit"]:
+            return context["ti"].xcom_pull(task_ids="train")
+        return super().execute(context)

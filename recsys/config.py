@@ -201,6 +201,10 @@ class TrainConfig:
     # continue: epochs over the val + test rows. A few: they are a sliver of the data, and more
     # passes pull the model towards them alone.
     refit_epochs: int = 2
+    # Spark tasks of `jobs/train.py`'s barrier stage, one TensorFlow worker each
+    # (MultiWorkerMirroredStrategy); the global batch and the step do not depend on it. 1: one
+    # task, as `recsys train` trains on one machine. `recsys train` itself ignores it.
+    workers: int = 1
 
 
 # Tuned defaults of the settings left at None, per objective (measured: docs/tuning.md).

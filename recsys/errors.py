@@ -34,3 +34,8 @@ def os_error_message(exc: OSError, path: object = None) -> str:
             "a folder"
         )
     return f"{where}: {exc.strerror or exc}; check the storage root and re-run"
+
+
+class RecsysFailure(Exception):
+    """A failure no change of the input fixes (a worker of a Spark stage crashed or was killed):
+    one sentence, exit status 1, and a retry may succeed."""

@@ -6,8 +6,8 @@ else that must start real Spark processes:
 * :func:`spark_env`: a child environment on loopback with this venv's Spark and Python;
 * :func:`run`: run a command in its own process group, read its output as it comes, kill the
   group on a hang or when the cluster never gives the job an executor (:class:`Finished`);
-* :func:`start_standalone_cluster`: a master + one worker on loopback, as a context manager
-  (usable outside a fixture); always stopped on exit;
+* :func:`start_standalone_cluster`: a master + one or more workers on loopback, as a context
+  manager (usable outside a fixture); always stopped on exit;
 * :func:`package_zip` / :func:`isolated_python`: the ``--py-files`` zip, and this venv's Python
   without the editable recsys, so that a job can import recsys only from the zip;
 * :func:`import_probe_conf` / :func:`recsys_imports`: run Python workers through a probe that
@@ -286,11 +286,16 @@ class ExecutorStarved(AssertionError):
 
 
 class Cluster:
-    """A running standalone master + one worker, with their logs for failure messages."""
+    """A running standalone master + its workers, with their logs for failure messages.
 
-    def __init__(self, url: str, ui: str, logs: list[Path], work: Path, cores: int, memory: str):
+    ``cores`` and ``memory`` are each worker's; ``work`` holds every worker's executor folders.
+    """
+
+    def __init__(
+        self, url: str, ui: str, logs: list[Path], work: Path, cores: int, memory: str, workers=1
+    ):
         self.url, self.ui, self.logs, self.work = url, ui, logs, work
-        self.cores, self.memory = cores, memory
+        self.cores, self.memory, self.workers = cores, memory, workers
 
     def state(self) -> dict:
         return get_json(f"{self.ui}/json/")
@@ -303,8 +308,9 @@ class Cluster:
         return "\n".join(parts)
 
     def executor_logs(self) -> list[Path]:
-        """The stderr files of every executor the worker started (``work/app-*/<id>/stderr``)."""
-        return sorted(self.work.glob("app-*/*/stderr"))
+        """The stderr files of every executor the workers started (``app-*/<id>/stderr`` under
+        ``work``, or under ``work/<worker>`` with several workers)."""
+        return sorted({*self.work.glob("app-*/*/stderr"), *self.work.glob("*/app-*/*/stderr")})
 
     def completed_apps(self, wait: float = 20.0) -> list[dict]:
         """The master's finished applications; waits (bounded) for the first one to show up,
@@ -329,16 +335,21 @@ class Cluster:
 
 @contextlib.contextmanager
 def start_standalone_cluster(
-    folder: Path, cores: int = 1, memory: str = "1g", timeout: float = CLUSTER_START_TIMEOUT
+    folder: Path,
+    cores: int = 1,
+    memory: str = "1g",
+    timeout: float = CLUSTER_START_TIMEOUT,
+    workers: int = 1,
 ) -> Iterator[Cluster]:
-    """Start master and worker as their own process groups; always kill both on exit.
+    """Start the master and ``workers`` workers (``cores`` and ``memory`` each) as their own
+    process groups; always kill them all on exit.
 
     The pip pyspark has no ``sbin/start-master.sh``, so ``spark-class`` runs the daemons in the
-    foreground. Ready means the master lists the worker as ALIVE (its JSON UI), bounded in time.
-    Logs go to ``folder/master.log`` and ``folder/worker.log``, executors' work dirs to
-    ``folder/worker-work``.
+    foreground. Ready means the master lists every worker as ALIVE (its JSON UI), bounded in
+    time. Logs go to ``folder/master.log`` and ``folder/worker.log`` (``worker-<i>.log`` after
+    the first), executors' work dirs to ``folder/worker-work`` (``worker-work/<i>`` with several).
     """
-    port, ui_port, worker_ui_port = free_ports(3)
+    port, ui_port, *worker_ui_ports = free_ports(2 + workers)
     env = spark_env(None)
     work = folder / "worker-work"
     work.mkdir(parents=True)
@@ -353,32 +364,37 @@ def start_standalone_cluster(
         "--webui-port",
         str(ui_port),
     ]
-    worker_cmd = [
-        spark_class,
-        "org.apache.spark.deploy.worker.Worker",
-        f"spark://127.0.0.1:{port}",
-        "--host",
-        "127.0.0.1",
-        "--cores",
-        str(cores),
-        "--memory",
-        memory,
-        "--webui-port",
-        str(worker_ui_port),
-        "--work-dir",
-        str(work),
+    worker_cmds = [
+        [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            f"spark://127.0.0.1:{port}",
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            str(cores),
+            "--memory",
+            memory,
+            "--webui-port",
+            str(ui),
+            "--work-dir",
+            str(work if workers == 1 else work / str(i)),
+        ]
+        for i, ui in enumerate(worker_ui_ports)
     ]
+    worker_logs = [folder / ("worker.log" if i == 0 else f"worker-{i}.log") for i in range(workers)]
     cluster = Cluster(
         f"spark://127.0.0.1:{port}",
         f"http://127.0.0.1:{ui_port}",
-        [folder / "master.log", folder / "worker.log"],
+        [folder / "master.log", *worker_logs],
         work,
         cores,
         memory,
+        workers,
     )
     procs: list[subprocess.Popen] = []
     try:
-        for cmd, log in zip((master_cmd, worker_cmd), cluster.logs, strict=True):
+        for cmd, log in zip((master_cmd, *worker_cmds), cluster.logs, strict=True):
             with open(log, "w") as handle:
                 procs.append(
                     subprocess.Popen(
@@ -399,7 +415,8 @@ def start_standalone_cluster(
                 state = cluster.state()
             except OSError:
                 state = {}
-            if any(w.get("state") == "ALIVE" for w in state.get("workers", [])):
+            alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+            if len(alive) >= workers:
                 break
             if time.monotonic() > deadline:
                 pytest.fail(

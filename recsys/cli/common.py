@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys.config import default_root
-from recsys.errors import RecsysError, os_error_message
+from recsys.errors import RecsysError, RecsysFailure, os_error_message
 
 DEFAULT_DATA_DIR = "./data"
 BAD_INPUT = 2  # exit status of an error the user can fix (one sentence on stderr)
@@ -70,9 +70,11 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
     read-only root) becomes one sentence on stderr and exit status 2. A command that fails
     removes the staging folders of the runs it had begun (``storage.discard_staging``).
 
-    A handler returns its exit status, or its outcome as a dict (``status`` and ``error`` when
-    it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status", "error", "outcome"}``
-    is written there as JSON: how the DAG learns what happened without reading printed text.
+    A ``RecsysFailure`` (a crashed Spark stage) is one sentence too, with exit status 1, which
+    the DAG retries. A handler returns its exit status, or its outcome as a dict (``status``
+    and ``error`` when it refuses). With ``$RECSYS_RESULT_FILE`` set, ``{"command", "status",
+    "error", "outcome"}`` is written there as JSON: how the DAG learns what happened without
+    reading printed text.
     """
     from recsys import storage
 
@@ -88,6 +90,11 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
         error = f"recsys {command}: error: {sentence}"
         print(error, file=sys.stderr)
         status = BAD_INPUT
+    except RecsysFailure as exc:  # a crash a retry may cure: one sentence, status 1
+        storage.discard_staging()
+        error = f"recsys {command}: failed: {exc}"
+        print(error, file=sys.stderr)
+        status = 1
     except KeyboardInterrupt:
         storage.discard_staging()
         print("interrupted", file=sys.stderr)

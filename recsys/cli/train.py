@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from recsys.cli.common import GATE_REFUSED, common_options
 from recsys.config import load_config
@@ -12,27 +13,7 @@ from recsys.errors import RecsysError
 
 def register(sub) -> None:
     train = sub.add_parser("train", help="train, export and evaluate a model (TensorFlow)")
-    train.add_argument("--ds", default=None, help="run date of the model (default: today, UTC)")
-    train.add_argument("--run", default=None, help="run id (default: a UTC timestamp)")
-    train.add_argument("--prepared-ds", default=None, help="prepared ds (default: _LATEST)")
-    train.add_argument("--prepared-run", default=None, help="prepared run id")
-    train.add_argument("--model", default=None, help="mf | biased-mf | ncf | neumf (biased-mf)")
-    train.add_argument(
-        "--objective",
-        default=None,
-        choices=["ranking", "rating"],
-        help="ranking (default: learn which items users choose; what the top-N table needs) or "
-        "rating (the classic MSE models)",
-    )
-    train.add_argument(
-        "--refit",
-        action="store_true",
-        help="bring the held-out rows into the model of --refit-ds/--refit-run (default: "
-        "models/_LATEST): train.refit_mode=continue (default) trains it on the val and test rows, "
-        "full retrains its settings on every split for its best epoch count",
-    )
-    train.add_argument("--refit-ds", default=None, help="ds of the model to refit")
-    train.add_argument("--refit-run", default=None, help="run id of the model to refit")
+    add_train_arguments(train)
     common_options(train)
     train.set_defaults(handler=cmd_train)
 
@@ -57,9 +38,34 @@ def register(sub) -> None:
     gate.set_defaults(handler=cmd_gate)
 
 
-def cmd_train(args: argparse.Namespace) -> dict:
+def add_train_arguments(train: argparse.ArgumentParser) -> None:
+    """Options of ``recsys train`` (shared with ``jobs/train.py``)."""
+    train.add_argument("--ds", default=None, help="run date of the model (default: today, UTC)")
+    train.add_argument("--run", default=None, help="run id (default: a UTC timestamp)")
+    train.add_argument("--prepared-ds", default=None, help="prepared ds (default: _LATEST)")
+    train.add_argument("--prepared-run", default=None, help="prepared run id")
+    train.add_argument("--model", default=None, help="mf | biased-mf | ncf | neumf (biased-mf)")
+    train.add_argument(
+        "--objective",
+        default=None,
+        choices=["ranking", "rating"],
+        help="ranking (default: learn which items users choose; what the top-N table needs) or "
+        "rating (the classic MSE models)",
+    )
+    train.add_argument(
+        "--refit",
+        action="store_true",
+        help="bring the held-out rows into the model of --refit-ds/--refit-run (default: "
+        "models/_LATEST): train.refit_mode=continue (default) trains it on the val and test rows, "
+        "full retrains its settings on every split for its best epoch count",
+    )
+    train.add_argument("--refit-ds", default=None, help="ds of the model to refit")
+    train.add_argument("--refit-run", default=None, help="run id of the model to refit")
+
+
+def _train_setup(args: argparse.Namespace):
+    """The config and the model run to refit (None: a train) of ``recsys train``'s options."""
     from recsys import storage
-    from recsys.cli.output import print_metrics
 
     cfg = load_config(
         args.config,
@@ -68,23 +74,63 @@ def cmd_train(args: argparse.Namespace) -> dict:
         train={"model": args.model, "objective": args.objective},
     )
     storage.check_root(cfg.root, ("prepared", "models", "recommendations"))  # before TensorFlow
-    from recsys.train.trainer import check_train_config
-
-    check_train_config(cfg.train)  # fail on a bad name before training starts
-    from recsys.train.trainer import run_train
-
     refit_of = None
     if args.refit:
         refit_of = storage.resolve(cfg.root, "models", args.refit_ds, args.refit_run)
     elif args.refit_ds or args.refit_run:
         raise RecsysError("--refit-ds/--refit-run name the model to refit; add --refit")
-    result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run, refit_of)
-    title = result.manifest.model_version
+    return cfg, refit_of
+
+
+def _trained(cfg, path, model_version: str, refit_of) -> dict:
+    """Print the run's metrics and where it is; the outcome handed to the next step."""
+    from recsys.cli.output import print_metrics
+    from recsys.manifests import ModelManifest
+
+    title = model_version
     if refit_of is not None:
         title += f" (refit; held-out metrics of {refit_of.name})"
-    print_metrics(result.manifest.metrics, cfg.train.k, title)
-    print(f"written to {result.path}")
-    return {"path": str(result.path), "model_version": result.manifest.model_version}
+    print_metrics(ModelManifest.read(path).metrics, cfg.train.k, title)
+    print(f"written to {path}")
+    return {"path": str(path), "model_version": model_version}
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    """``recsys train``: TensorFlow in this process (``train.workers`` does not apply)."""
+    cfg, refit_of = _train_setup(args)
+    from recsys.train.trainer import check_train_config
+
+    check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
+    from recsys.train.trainer import run_train
+
+    result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run, refit_of)
+    return _trained(cfg, result.path, result.manifest.model_version, refit_of)
+
+
+def cmd_train_job(args: argparse.Namespace) -> dict:
+    """``jobs/train.py``: the same training as a barrier stage of ``train.workers`` Spark tasks
+    (``recsys.train.barrier``); this driver never imports TensorFlow."""
+    from recsys import storage
+    from recsys.spark import get_spark
+    from recsys.train.barrier import run_barrier
+
+    cfg, refit_of = _train_setup(args)
+    ds = storage.check_ds(args.ds or storage.today_utc())  # one date for every worker
+    if refit_of is None:  # a missing prepared run fails here, before any executor starts
+        storage.resolve(cfg.root, "prepared", args.prepared_ds, args.prepared_run)
+    spark = get_spark(cfg.spark, "recsys-train")
+    kwargs = {
+        "cfg": cfg,
+        "ds": ds,
+        "run": args.run or storage.new_run_id(),  # one id over the stage's attempts
+        "prepared_ds": args.prepared_ds,
+        "prepared_run": args.prepared_run,
+        "refit_of": refit_of,
+    }
+    out = run_barrier(
+        spark.sparkContext, cfg.train.workers, "recsys.train.worker:train_step", kwargs
+    )
+    return _trained(cfg, Path(out["path"]), out["model_version"], refit_of)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

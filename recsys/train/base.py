@@ -162,8 +162,27 @@ class RecModel(keras.Model):
         self.island("apply", lambda g: self.optimizer.apply(g, self.trainable_variables))(grads)
         if pred is None:
             self.loss_tracker.update_state(loss)
-            return {"loss": self.loss_tracker.result()}
+            return self._step_logs({"loss": self.loss_tracker.result()})
         return self._update_metrics(x, y, pred, loss)
+
+    def _step_logs(self, logs: dict[str, Any]) -> dict[str, Any]:
+        """A step's logs; shaped (1,) under ``MultiWorkerMirroredStrategy``, where Keras (3.15)
+        reduces them over the workers along axis 0, which a scalar lacks (they come back
+        scalars)."""
+        strategy = self.distribute_strategy
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return logs
+        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras builds an unbuilt model from a first batch reduced over the replicas, a reduce
+        that fails on a dict of inputs under ``MultiWorkerMirroredStrategy`` (Keras 3.15). Our
+        models are built before ``fit``: only the optimiser is left to build."""
+        if not all(layer.built for layer in self._flatten_layers()):
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def island(self, name: str, fn):
         """``fn`` XLA-compiled (once per ``name``) when ``self.xla``, else ``fn`` itself.
@@ -208,7 +227,7 @@ class RecModel(keras.Model):
     def _update_metrics(self, x, y, pred, loss):
         self.loss_tracker.update_state(loss)
         self.rmse_tracker.update_state(y, pred)
-        return {m.name: m.result() for m in self.metrics}
+        return self._step_logs({m.name: m.result() for m in self.metrics})
 
     def get_config(self) -> dict[str, Any]:
         return {

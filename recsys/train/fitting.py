@@ -277,6 +277,7 @@ def watch_run(
     workdir: Path,
     validation_data,
     steps: list[float] | None = None,
+    backup: Path | None = None,
 ) -> Watch:
     """Timer, validation, early stopping, progress, backup and TensorBoard callbacks.
 
@@ -292,6 +293,7 @@ def watch_run(
     from recsys.train.resume import RecordedBackup
 
     timer = TrainTimer()
+    backup = backup or _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
     callbacks = [timer]
     val_kwargs, monitor = {}, ("val_rmse" if plan.n_val else "rmse", "min")
     if tcfg.objective == "ranking":
@@ -340,12 +342,10 @@ def watch_run(
     rows = round(plan.steps * plan.global_batch * start.real_share)
     progress = EpochProgress(timer, rows, val_metric, early_stopping=monitor is not None)
     callbacks.append(progress)
-    backup = RecordedBackup(
-        _checkpoint_dir(root, ds, prepared, tcfg, plan.splits), timer, progress, stopping
-    )
-    callbacks.append(backup)
+    recorded = RecordedBackup(backup, timer, progress, stopping)
+    callbacks.append(recorded)
     callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard"), write_graph=False))
-    return Watch(callbacks, monitor, val_kwargs, timer, progress, backup)
+    return Watch(callbacks, monitor, val_kwargs, timer, progress, recorded)
 
 
 def fit(
@@ -357,12 +357,15 @@ def fit(
     splits: tuple[str, ...] = ("train",),
     warm_from: Path | None = None,
     steps: list[float] | None = None,
+    backup: Path | None = None,
 ):
     """Train on ``splits``; returns the model, the Keras history and the training record.
 
     The model starts from ``warm_from`` or, with ``train.warm_start``, from the model served
     last night (``recsys.train.warm``); the optimiser state always starts fresh. ``steps``
     replays another run's step of each epoch (a full refit of a model whose step decayed).
+    ``backup``: the folder of the backup a killed run resumes from (default: under
+    ``models/_checkpoints``).
     """
     from recsys.train.strategy import make_strategy
 
@@ -378,12 +381,23 @@ def fit(
     )
     from recsys.train.resume import backed_up_epochs
 
-    done = backed_up_epochs(_checkpoint_dir(cfg.root, ds, prepared, tcfg, plan.splits))
+    backup = backup or _checkpoint_dir(cfg.root, ds, prepared, tcfg, plan.splits)
+    done = backed_up_epochs(backup)
     train_fn, val_fn = _input_fns(tcfg, prepared, plan, done)
     start = start_model(cfg.root, tcfg, prepared, manifest, plan, strategy, warm_from)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
     watch = watch_run(
-        cfg.root, tcfg, prepared, manifest, ds, plan, start, workdir, validation_data, steps
+        cfg.root,
+        tcfg,
+        prepared,
+        manifest,
+        ds,
+        plan,
+        start,
+        workdir,
+        validation_data,
+        steps,
+        backup,
     )
     start.model.fit(
         strategy.distribute_datasets_from_function(train_fn),

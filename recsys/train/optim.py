@@ -78,6 +78,10 @@ class SparseTableOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._slots: list[tuple[Any, ...]] = []
+        # Decided here, by the variables' own names: under MirroredStrategy ``update_step`` gets
+        # each replica's copy, named ``.../replica_1:0`` on all but the first, which ``is_table``
+        # would take for a dense weight (lazy Adam then ran dense Adam at the dense rate there).
+        self._tables = [is_table(var) for var in var_list]
         for var in var_list:
             if is_table(var) and len(var.shape) == 2 and self.table_method == "adagrad":
                 acc = self.add_variable(
@@ -93,12 +97,13 @@ class SparseTableOptimizer(keras.optimizers.Optimizer):
                 self._slots.append((m, v))
 
     def update_step(self, gradient, variable, learning_rate):
-        slots = self._slots[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        slots, table = self._slots[index], self._tables[index]
         if len(slots) == 1:
             self._sparse_step(gradient, variable, slots[0], learning_rate)
-        elif is_table(variable) and isinstance(gradient, tf.IndexedSlices):
+        elif table and isinstance(gradient, tf.IndexedSlices):
             self._lazy_adam_step(gradient, variable, *slots, learning_rate)
-        elif is_table(variable):
+        elif table:
             self._masked_adam_step(gradient, variable, *slots, learning_rate)
         else:
             self._adam_step(gradient, variable, *slots, self.dense_learning_rate)

@@ -34,6 +34,23 @@ def worker_count() -> int:
     return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
 
 
+def is_chief() -> bool:
+    """Whether this process writes the run: worker 0 of ``TF_CONFIG`` (or no ``TF_CONFIG``).
+
+    The other workers of a barrier stage (``recsys.train.barrier``) train in step with it and
+    write only to scratch space.
+    """
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except ValueError:
+        return True
+    task = config.get("task") or {}
+    kind = task.get("type", "worker")
+    if "chief" in config.get("cluster", {}):
+        return kind == "chief"
+    return kind == "worker" and int(task.get("index", 0)) == 0
+
+
 def make_strategy(devices: list[str] | None = None) -> tf.distribute.Strategy:
     """The strategy for this process; logs the devices it will use."""
     if worker_count() > 1:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,7 @@ def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
     best = max(1, int(evaluated.best_epoch or settings["epochs"]))
     settings.update(
         warm_start=False,
+        workers=cfg.train.workers,  # the cluster of tonight's refit, not the evaluated run's
         refit_mode=mode,
         refit_epochs=epochs,
         epochs=epochs if mode == "continue" else best,
@@ -235,6 +238,34 @@ def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, 
     )
 
 
+def train_as_peer(cfg: Config, job: TrainJob, ds: str) -> None:
+    """A worker other than the chief of a multi-worker run: trains in step with the chief
+    (every variable update is a collective), writing its backup and logs to scratch space that
+    is removed afterwards. A chief resuming from its backup is joined from a copy of that backup,
+    so that every worker restarts at the same epoch and weights."""
+    from recsys.train.fitting import _checkpoint_dir
+
+    scratch = Path(tempfile.mkdtemp(prefix="recsys-peer-"))
+    try:
+        chief_backup = _checkpoint_dir(cfg.root, ds, job.prepared, cfg.train, job.splits)
+        backup = scratch / "backup"
+        if chief_backup.is_dir():
+            shutil.copytree(chief_backup, backup)
+        fit(
+            cfg,
+            job.prepared,
+            job.manifest,
+            ds,
+            scratch,
+            job.splits,
+            job.warm_from,
+            job.steps,
+            backup,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_train(
     cfg: Config,
     ds: str | None = None,
@@ -242,14 +273,19 @@ def run_train(
     prepared_ds: str | None = None,
     prepared_run: str | None = None,
     refit_of: Path | None = None,
-) -> TrainResult:
+) -> TrainResult | None:
     """Train, export, evaluate and commit one model run.
 
     ``refit_of`` (a model run folder): bring the held-out rows into that model (``refit_job``):
     ``train.refit_mode=continue`` trains it ``train.refit_epochs`` on the val and test rows,
     ``full`` re-runs its settings on every split for its best number of epochs. A refit carries
     the evaluated model's metrics (``metrics_of``) instead of its own.
+
+    Under a ``TF_CONFIG`` of several workers only the chief commits (and returns the result);
+    the others train in step with it (``train_as_peer``) and return None.
     """
+    from recsys.train.strategy import is_chief
+
     job = None
     if refit_of is not None:
         cfg, job = refit_job(cfg, refit_of)
@@ -260,6 +296,15 @@ def run_train(
         prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
         job = TrainJob(prepared, PreparedManifest.read(prepared))
     check_job(cfg, job)
+    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
+        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
+        # would wait for the chief's first collective forever.
+        raise RecsysError(
+            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
+            "immutable, so pass a new --run id"
+        )
+    if not is_chief():
+        return train_as_peer(cfg, job, ds)
     paths = storage.new_run(cfg.root, "models", ds, run)
     model, history, stats = fit(
         cfg, job.prepared, job.manifest, ds, paths.staging, job.splits, job.warm_from, job.steps

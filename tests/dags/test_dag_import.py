@@ -91,8 +91,10 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
         "announce": ["publish"],
         "retention": ["publish", "source"],
     }
-    assert out["spark_jobs"] == ["prepare", "score"]
-    assert out["conn_ids"]["prepare"] == out["conn_ids"]["score"] == "spark_default"
+    # Every heavy step runs on the cluster; the Airflow worker only submits and waits.
+    assert out["spark_jobs"] == ["prepare", "refit", "score", "train"]
+    assert {out["conn_ids"][t] for t in out["spark_jobs"]} == {"spark_default"}
+    assert out["params"]["train_workers"] == 1
     # Retries with backoff everywhere, except the gate: a refusal is not a transient error.
     assert out["retries"]["gate"] == 0
     assert {v for k, v in out["retries"].items() if k != "gate"} == {2}

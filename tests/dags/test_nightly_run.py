@@ -1,4 +1,5 @@
-"""The nightly DAG run for real: ``airflow dags test`` on SQLite, Spark steps via spark-submit.
+"""The nightly DAG run for real: ``airflow dags test`` on SQLite, Spark steps (prepare, train,
+refit, score) via spark-submit.
 
 One run publishes; a second run of the same date publishes a new table; a run whose gate is
 forced to refuse (``gate_min_lift``) fails, runs nothing after the gate and leaves the second
@@ -103,7 +104,8 @@ def test_nightly_runs_publish_and_a_refused_gate_keeps_the_last_table(tmp_path, 
 def test_the_dag_runs_against_a_standalone_cluster_with_recsys_as_a_zip(
     tmp_path, tiny, monkeypatch
 ):
-    """spark_default points at a loopback master; executors import recsys from the zip only."""
+    """spark_default points at a loopback master; executors import recsys from the zip only;
+    train and refit run as barrier stages of two TensorFlow workers there."""
     import sparkproc
 
     zip_path = sparkproc.package_zip(tmp_path / "dist" / "recsys.zip")
@@ -119,15 +121,19 @@ def test_the_dag_runs_against_a_standalone_cluster_with_recsys_as_a_zip(
         params = {
             **PARAMS,
             "dataset": str(tiny),
-            "refit": False,
             "spark_executor_memory": "1g",
             "spark_executor_cores": 1,
             "spark_cores_max": 2,
+            # train and refit on two executors of one core: a barrier stage of 2 TF workers
+            "train_workers": 2,
+            "train_executor_memory": "512m",
         }
         result = run_nightly(str(root), DS, params)
         assert result.ok, _explain(result) + "\n" + cluster.log_text()
         apps = cluster.completed_apps()
     names = sorted(app["name"] for app in apps)
-    assert names == ["recsys-prepare", "recsys-score"], apps
+    assert names == ["recsys-prepare", "recsys-score", "recsys-train", "recsys-train"], apps
     published = storage.latest(str(root), "recommendations")
     assert validate(published)["users"] == N_USERS
+    served = storage.read_manifest(storage.read_manifest(published)["model"]["path"])
+    assert served["refit_of"] and served["training"]["replicas"] == 2

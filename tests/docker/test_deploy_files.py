@@ -386,6 +386,30 @@ def test_dag_executors_fit_a_worker(compose):
         assert cores <= int(_option(argv, "--cores")), f"DAG executors outgrow {name}'s cores"
 
 
+def test_training_executors_fit_the_workers(compose):
+    """Train and refit run ``train_workers`` executors of their own size: each must fit a worker,
+    and the barrier stage needs all of them at once."""
+    memory = _mib(_dag_param("train_executor_memory"))
+    cores = int(_dag_param("train_executor_cores"))
+    workers = int(_dag_param("train_workers"))
+    slots = 0
+    for name in SPARK_WORKERS:
+        argv = _argv(compose["services"][name])
+        assert memory <= _mib(_option(argv, "--memory")), f"training executors outgrow {name}"
+        assert cores <= int(_option(argv, "--cores")), f"training executors outgrow {name}"
+        slots += int(_option(argv, "--cores")) // cores
+    assert workers <= slots, "the DAG's train_workers exceed the cluster's task slots"
+
+
+def test_no_training_in_the_scheduler_container(compose):
+    """Every heavy step is a Spark job: the scheduler container submits, the workers train."""
+    text = DAG.read_text()
+    assert "RecsysTrainJob(" in text
+    assert '"train",' not in text.split("def recsys_nightly")[1], "train runs as a command again"
+    scheduler = " ".join(str(v) for v in compose["services"]["airflow-scheduler"].values())
+    assert "tensorflow" not in scheduler.lower()
+
+
 def _mib(size: str) -> float:
     m = re.fullmatch(r"(\d+)([kmgt]?)b?", size.lower())
     assert m, f"not a size: {size!r}"
