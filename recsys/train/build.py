@@ -43,8 +43,11 @@ def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) 
     factored = tcfg.model in ("mf", "biased-mf") and tcfg.loss == "softmax"
     group = 1
     if factored and negatives + in_batch:
-        # Never fewer runs than in-batch negatives: those are one chosen item per run.
+        # Never fewer runs than in-batch negatives (one chosen item per run), and whole runs in
+        # a batch: the largest such run up to train.user_group.
         group = max(1, min(tcfg.user_group, batch // max(in_batch, 1)))
+        while batch % group:
+            group -= 1
     return {
         "loss": tcfg.loss,
         "negatives": int(negatives),

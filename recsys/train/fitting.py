@@ -20,7 +20,6 @@ import numpy as np
 
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
-from recsys.errors import RecsysError
 from recsys.manifests import PreparedManifest
 from recsys.train.build import build_model, genre_matrix, ranking_settings
 
@@ -128,11 +127,6 @@ def plan_run(tcfg: TrainConfig, manifest: PreparedManifest, splits, replicas: in
     group = 1
     if tcfg.objective == "ranking":
         group = ranking_settings(tcfg, manifest, per_replica)["group"]
-    if per_replica % group:
-        raise RecsysError(
-            f"the batch of {per_replica} rows per replica is not a multiple of "
-            f"train.user_group={group}; set train.batch_per_replica to a multiple of it"
-        )
     return Plan(
         splits=tuple(splits),
         trained=[s for s in splits if manifest.count(s)],

@@ -118,6 +118,7 @@ def test_row_sparse_update_sums_repeated_rows_once(method):
         ({"user_group": 8}, 5000, 2048, 8, 256),
         ({"user_group": 8}, 5000, 1024, 4, 256),  # never fewer runs than in-batch negatives
         ({}, 5000, 256, 1, 256),  # small batches keep rows in any order
+        ({}, 5000, 1000, 2, 256),  # runs that fill a batch of 1,000 whole: 2, not 3
         ({}, 400, 16384, 1, 0),  # a catalogue the full softmax covers
         ({"loss": "bpr"}, 5000, 16384, 1, 256),
         ({"model": "neumf"}, 5000, 16384, 1, 256),  # no factored candidate scores to share
