@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from recsys import schema as S
 from recsys.errors import RecsysError
-from recsys.train.runs import grouped_order, take_rows
+from recsys.train.runs import Columns, grouped_order, take_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,6 @@ IN_MEMORY_MAX_ROWS = 50_000_000
 # Row groups read side by side to fill one shuffle chunk: more mixes more of the split into each
 # chunk, at the cost of one open file and one decode buffer each.
 STREAMS = 8
-
-Columns = list[np.ndarray]  # [user_idx (n,), item_idx (n,), rating (n,)]
 
 
 @dataclass(frozen=True)

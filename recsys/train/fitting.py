@@ -21,6 +21,7 @@ import numpy as np
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
 from recsys.manifests import PreparedManifest
+from recsys.train import runs as user_runs
 from recsys.train.build import build_model, genre_matrix, ranking_settings
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,7 @@ def start_model(
         check_positives(rows[S.RATING].to_numpy(), tcfg.min_rating, f"the prepared run {prepared}")
     real_share = 1.0
     if plan.group > 1:
-        counts = np.bincount(rows[S.USER_IDX].to_numpy())  # (n_users,) rows per user
-        real_share = counts.sum() / (-(-counts // plan.group) * plan.group).sum()
+        real_share = user_runs.real_share(rows[S.USER_IDX].to_numpy(), plan.group)
     warmed = warm.weights is not None
     learning_rate = table_learning_rate(
         tcfg.learning_rate * (tcfg.warm_lr_scale if warmed else 1.0),
@@ -245,7 +245,7 @@ def start_model(
             **compile_options(tcfg, plan.replicas, plan.steps),
         )
     patience = tcfg.warm_patience if warmed else tcfg.patience
-    return Start(model, warm_stats, learning_rate, patience, ranking, float(real_share))
+    return Start(model, warm_stats, learning_rate, patience, ranking, real_share)
 
 
 @dataclass

@@ -15,6 +15,17 @@ import numpy as np
 Columns = list[np.ndarray]  # [user_idx (n,), item_idx (n,), rating (n,)]
 
 
+def run_count(lengths: np.ndarray, group: int) -> np.ndarray:
+    """Runs of ``group`` rows that users of ``lengths`` rows each fill, the last one padded."""
+    return -(-lengths // group)
+
+
+def real_share(users: np.ndarray, group: int) -> float:
+    """Share of real rows (not pads) in an epoch of ``users``' rows laid out in runs."""
+    lengths = np.bincount(users)  # (n_users,) rows per user
+    return float(lengths.sum() / max(1, (run_count(lengths, group) * group).sum()))
+
+
 def grouped_order(users: np.ndarray, group: int, rng: np.random.Generator) -> np.ndarray:
     """A shuffled row order that keeps each user's rows side by side in runs of ``group``.
 
@@ -32,7 +43,7 @@ def grouped_order(users: np.ndarray, group: int, rng: np.random.Generator) -> np
     sorted_users = users[order]
     starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])  # (u,)
     lengths = np.diff(np.r_[starts, n])  # (u,) rows per user
-    runs = -(-lengths // group)  # (u,) runs per user
+    runs = run_count(lengths, group)  # (u,) runs per user
     rank = np.arange(n) - np.repeat(starts, lengths)  # (n,) position within the user
     run_id = np.repeat(np.cumsum(runs) - runs, lengths) + rank // group  # (n,)
     layout = np.full((int(runs.sum()), group), -1, order.dtype)  # (runs, group)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.train.runs import grouped_order, take_rows
+from recsys.train.runs import grouped_order, real_share, take_rows
 
 
 def test_runs_hold_one_user_each_and_every_row_once():
@@ -19,6 +19,7 @@ def test_runs_hold_one_user_each_and_every_row_once():
     assert np.count_nonzero(order < 0) == 2 and np.all(runs[runs[:, 1] < 0, 0] >= 0)
     for first, second in runs:
         assert second < 0 or users[first] == users[second]
+    assert real_share(users, 2) == pytest.approx(12 / 14)
 
 
 def test_the_order_is_seeded_and_shuffles_runs_and_rows_within_users():
