@@ -48,7 +48,14 @@ def evaluate_prepared(
             continue
         held_out = sample_users(load_split(prepared, split), max_users, seed)
         out[split] = evaluate_scorer(
-            scorer.rank_scores, train, held_out, n_users, n_items, k=k, predict_fn=predict
+            scorer.rank_scores,
+            train,
+            held_out,
+            n_users,
+            n_items,
+            k=k,
+            predict_fn=predict,
+            factors_fn=getattr(scorer, "order_factors", None),
         )
     if "test" in out:
         test = sample_users(load_split(prepared, "test"), max_users, seed)

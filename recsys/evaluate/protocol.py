@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,15 @@ from recsys.evaluate.baselines import (
     MostPopular,
     item_gram,
 )
-from recsys.evaluate.ranking import ScoreBlockFn, ranking_metrics, seen_matrix, top_k
+from recsys.evaluate.ranking import (
+    FactorsFn,
+    Interactions,
+    ScoreBlockFn,
+    ranking_metrics,
+    seen_matrix,
+    top_k,
+    top_k_by_factors,
+)
 from recsys.evaluate.rating import mae, rmse
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,80 @@ def _columns(frame: pd.DataFrame, cols: tuple[str, ...], name: str) -> list[np.n
     return [frame[c].to_numpy() for c in cols]
 
 
+@dataclass(frozen=True)
+class RankingTask:
+    """What ranking one held-out split needs that no model changes, built once.
+
+    Only users with held-out rows are ranked (the metrics average over them anyway), renumbered
+    ``0..m-1`` so a sampled or sparse split costs what it holds, not all ``n_users``. The
+    per-epoch validation ranks the same task after every epoch: building it (the seen lists
+    out of 24 M train rows at the ml-25m shape) took 4 s of its 19.5 s.
+    """
+
+    users: np.ndarray  # (m,) int64 user indices of the prepared run, ascending
+    seen: Interactions  # (m x n_items) what each ranked user rated in train: never recommended
+    relevant: Interactions  # (m x n_items) each ranked user's held-out items
+    popularity: np.ndarray  # (n_items,) train ratings per item (novelty)
+    n_train_users: int
+
+    @classmethod
+    def build(
+        cls,
+        train_df: pd.DataFrame,
+        test_df: pd.DataFrame,
+        n_users: int,
+        n_items: int,
+        col_user: str = S.USER_IDX,
+        col_item: str = S.ITEM_IDX,
+    ) -> RankingTask:
+        tr_u, tr_i = _columns(train_df, (col_user, col_item), "train")
+        te_u, te_i = _columns(test_df, (col_user, col_item), "test")
+        if len(test_df) == 0:
+            raise RecsysError("The test ratings are empty, so the model cannot be evaluated.")
+        if len(train_df) == 0:
+            raise RecsysError("The train ratings are empty, so the model cannot be evaluated.")
+        users = np.unique(te_u.astype(np.int64))  # (m,)
+        remap = np.full(n_users, -1, np.int64)
+        remap[users] = np.arange(len(users))
+        keep = remap[tr_u] >= 0
+        return cls(
+            users=users,
+            seen=seen_matrix(remap[tr_u[keep]], tr_i[keep], len(users), n_items),
+            relevant=seen_matrix(remap[te_u], te_i, len(users), n_items),
+            popularity=np.bincount(tr_i.astype(np.int64), minlength=n_items),
+            n_train_users=len(np.unique(tr_u)),
+        )
+
+    def recommend(
+        self,
+        score_block_fn: ScoreBlockFn,
+        k: int,
+        block_users: int = 1024,
+        factors_fn: FactorsFn | None = None,
+    ) -> np.ndarray:
+        """``(m, k)`` top-k unseen items of each ranked user (``top_k``); by the scoring job's
+        fused kernel when ``factors_fn`` gives a factor model's factors."""
+        if factors_fn is not None:
+            users = self.users
+            lists = top_k_by_factors(lambda ids: factors_fn(users[ids]), len(users), k, self.seen)
+            if lists is not None:
+                return lists
+        return top_k(
+            lambda ids: score_block_fn(self.users[ids]),
+            len(self.users),
+            self.seen.n_items,
+            k,
+            self.seen,
+            block_users=block_users,
+        )
+
+    def metrics(self, recommended: np.ndarray, k: int) -> dict[str, float]:
+        """``ranking_metrics`` of the lists and ``n_eval_users``."""
+        out = ranking_metrics(recommended, self.relevant, k, self.popularity, self.n_train_users)
+        out["n_eval_users"] = int(np.count_nonzero(self.relevant.counts()))
+        return out
+
+
 def evaluate_scorer(
     score_block_fn: ScoreBlockFn,
     train_df: pd.DataFrame,
@@ -63,6 +146,7 @@ def evaluate_scorer(
     col_user: str = S.USER_IDX,
     col_item: str = S.ITEM_IDX,
     col_rating: str = S.RATING,
+    factors_fn: FactorsFn | None = None,
 ) -> dict[str, float]:
     """Rating and ranking metrics of one model on the test split.
 
@@ -81,44 +165,21 @@ def evaluate_scorer(
         col_user: User index column.
         col_item: Item index column.
         col_rating: Rating column (read only with ``predict_fn``).
+        factors_fn: Optional ``Scorer.order_factors``: a factor model's lists are then picked
+            by the scoring job's fused kernel (the same lists, ~4x faster).
 
     Returns:
         ``rmse`` and ``mae`` (with ``predict_fn``), the keys of ``ranking_metrics`` and
         ``n_eval_users``, the number of users the ranking metrics average over.
     """
-    tr_u, tr_i = _columns(train_df, (col_user, col_item), "train")
-    te_u, te_i = _columns(test_df, (col_user, col_item), "test")
-    if len(test_df) == 0:
-        raise RecsysError("The test ratings are empty, so the model cannot be evaluated.")
-    if len(train_df) == 0:
-        raise RecsysError("The train ratings are empty, so the model cannot be evaluated.")
+    task = RankingTask.build(train_df, test_df, n_users, n_items, col_user, col_item)
     out: dict[str, float] = {}
     if predict_fn is not None:
-        (te_r,) = _columns(test_df, (col_rating,), "test")
+        te_u, te_i, te_r = _columns(test_df, (col_user, col_item, col_rating), "test")
         pred = np.asarray(predict_fn(te_u, te_i))
         out["rmse"] = rmse(te_r, pred)
         out["mae"] = mae(te_r, pred)
-
-    # Only users with test rows are ranked (the metrics average over them anyway): renumber them
-    # 0..m-1 so a sampled or sparse test set costs what it holds, not all n_users.
-    eval_users = np.unique(te_u.astype(np.int64))  # (m,)
-    remap = np.full(n_users, -1, np.int64)
-    remap[eval_users] = np.arange(len(eval_users))
-    keep = remap[tr_u] >= 0
-    seen = seen_matrix(remap[tr_u[keep]], tr_i[keep], len(eval_users), n_items)
-    relevant = seen_matrix(remap[te_u], te_i, len(eval_users), n_items)
-    recommended = top_k(
-        lambda ids: score_block_fn(eval_users[ids]),
-        len(eval_users),
-        n_items,
-        k,
-        seen,
-        block_users=block_users,
-    )
-    popularity = np.bincount(tr_i.astype(np.int64), minlength=n_items)  # (n_items,)
-    n_train_users = len(np.unique(tr_u))
-    out.update(ranking_metrics(recommended, relevant, k, popularity, n_train_users))
-    out["n_eval_users"] = int(np.count_nonzero(relevant.counts()))
+    out.update(task.metrics(task.recommend(score_block_fn, k, block_users, factors_fn), k))
     return out
 
 

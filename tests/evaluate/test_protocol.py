@@ -11,7 +11,7 @@ import pytest
 from recsys import schema as S
 from recsys.errors import RecsysError
 from recsys.evaluate.baselines import EASE, EASE_LAMBDA
-from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer, fit_ease
+from recsys.evaluate.protocol import RankingTask, evaluate_baselines, evaluate_scorer, fit_ease
 
 L3 = math.log2(3)
 
@@ -172,3 +172,56 @@ def test_ease_is_skipped_above_its_catalogue_limit_with_a_log_line(caplog):
     assert got["ease"] == {"skipped": "5 items is above the EASE limit of 4"}
     assert "EASE baseline skipped: 5 items is above the EASE limit of 4" in caplog.text
     assert "ndcg@2" in got["most_popular"]  # the other baselines are still there
+
+
+def integer_biased_mf(n_users, n_items, dim=4, seed=0):
+    """A biased-MF scorer whose every score is a small integer: both kernels compute it exactly,
+    so they must agree list for list, ties (many) included."""
+    from recsys.artifact import Scorer
+
+    rng = np.random.default_rng(seed)
+    ints = lambda *shape: rng.integers(-2, 3, size=shape).astype(np.float32)  # noqa: E731
+    return Scorer(
+        {
+            "family": np.array("biased-mf"),
+            "objective": np.array("ranking"),
+            "user_factors": ints(n_users, dim),
+            "item_factors": ints(n_items, dim),
+            "user_bias": ints(n_users),
+            "item_bias": ints(n_items),
+            "rating_min": np.float32(1),
+            "rating_max": np.float32(5),
+            "global_mean": np.float32(3),
+            "offset": np.float32(1),
+            "sigmoid": np.bool_(False),
+        }
+    )
+
+
+def test_the_fused_factor_kernel_gives_the_dense_kernels_lists_and_metrics():
+    train, test, n_users, n_items = planted(seed=3)
+    scorer = integer_biased_mf(n_users, n_items)
+    task = RankingTask.build(train, test, n_users, n_items)
+
+    def no_dense_block(users):
+        raise AssertionError("a factor model's lists are picked without the dense block")
+
+    fused = task.recommend(no_dense_block, 10, factors_fn=scorer.order_factors)
+    dense = task.recommend(scorer.rank_scores, 10)
+    np.testing.assert_array_equal(fused, dense)
+    assert (fused >= 0).all()  # every list full: 80 items, 20 seen at most
+    # The ranked users never get back what they rated in train.
+    assert not task.seen.contains(np.arange(len(task.users))[:, None], fused).any()
+    assert evaluate_scorer(
+        scorer.rank_scores, train, test, n_users, n_items, factors_fn=scorer.order_factors
+    ) == evaluate_scorer(scorer.rank_scores, train, test, n_users, n_items)
+
+
+def test_a_model_without_factors_is_ranked_by_its_dense_scores():
+    train, test, n_users, n_items = planted(seed=4)
+    scorer = integer_biased_mf(n_users, n_items)
+    task = RankingTask.build(train, test, n_users, n_items)
+    np.testing.assert_array_equal(
+        task.recommend(scorer.rank_scores, 5, factors_fn=lambda users: None),
+        task.recommend(scorer.rank_scores, 5),
+    )
