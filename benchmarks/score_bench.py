@@ -129,26 +129,29 @@ def memory_line(peaks: dict[str, float]) -> str:
     )
 
 
+def random_arrays(n_users: int, n_items: int, dim: int) -> dict[str, np.ndarray]:
+    """The arrays of a random biased-MF ranking model (seed 0): what ``Scorer`` loads."""
+    rng = np.random.default_rng(0)
+    return {
+        "family": np.array("biased-mf"),
+        "objective": np.array("ranking"),
+        "user_factors": rng.normal(0, 0.3, (n_users, dim)).astype(np.float32),
+        "item_factors": rng.normal(0, 0.3, (n_items, dim)).astype(np.float32),
+        "user_bias": np.zeros(n_users, np.float32),
+        "item_bias": rng.normal(0, 0.5, n_items).astype(np.float32),
+        "rating_min": np.float32(1),
+        "rating_max": np.float32(5),
+        "global_mean": np.float32(3.5),
+        "offset": np.float32(0),
+        "sigmoid": np.bool_(False),
+    }
+
+
 def fake_model(root: str, prepared: Path, dim: int) -> str:
     """A random biased-MF ranking model of the prepared shape, committed as a model run."""
     manifest = PreparedManifest.read(prepared)
-    rng = np.random.default_rng(0)
-    nu, ni = manifest.n_users, manifest.n_items
     paths = storage.new_run(root, "models", "2000-01-01")
-    np.savez(
-        paths.staging / "arrays.npz",
-        family=np.array("biased-mf"),
-        objective=np.array("ranking"),
-        user_factors=rng.normal(0, 0.3, (nu, dim)).astype(np.float32),
-        item_factors=rng.normal(0, 0.3, (ni, dim)).astype(np.float32),
-        user_bias=np.zeros(nu, np.float32),
-        item_bias=rng.normal(0, 0.5, ni).astype(np.float32),
-        rating_min=np.float32(1),
-        rating_max=np.float32(5),
-        global_mean=np.float32(3.5),
-        offset=np.float32(0),
-        sigmoid=np.bool_(False),
-    )
+    np.savez(paths.staging / "arrays.npz", **random_arrays(manifest.n_users, manifest.n_items, dim))
     out = {
         "ds": "2000-01-01",
         "run": paths.run,

@@ -4,10 +4,10 @@ built once and ranked by the fused factor kernel.
     python benchmarks/validation_bench.py --root /tmp/bench25 --ds 2026-12-01 --repeat 3
 
 Needs a prepared run under --root (e.g. `recsys prepare` of `recsys data synth --shape ml-25m`).
-The model is a random biased MF of ``--dim`` factors in the shape of that run (the lists' quality
-does not change the work). Prints the one-off build, the seconds of one epoch's validation each
-way (median of ``--repeat``) and the share of list slots both ways fill alike (float32 rounding
-of the two kernels may swap near-ties).
+The model is ``score_bench.py``'s random biased MF of ``--dim`` factors in the shape of that run
+(the lists' quality does not change the work). Prints the one-off build, the seconds of one
+epoch's validation each way (median of ``--repeat``) and the share of list slots both ways fill
+alike (float32 rounding of the two kernels may swap near-ties).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-import numpy as np
+from score_bench import random_arrays  # this folder
 
 from recsys import storage
 from recsys.artifact import Scorer
@@ -25,26 +25,6 @@ from recsys.evaluate.prepared import sample_users
 from recsys.evaluate.protocol import RankingTask, evaluate_scorer
 from recsys.manifests import PreparedManifest
 from recsys.splits import load_split
-
-
-def random_biased_mf(n_users: int, n_items: int, dim: int, seed: int = 0) -> Scorer:
-    rng = np.random.default_rng(seed)
-    normal = lambda *shape: rng.standard_normal(shape, dtype=np.float32)  # noqa: E731
-    return Scorer(
-        {
-            "family": np.array("biased-mf"),
-            "objective": np.array("ranking"),
-            "user_factors": normal(n_users, dim),
-            "item_factors": normal(n_items, dim),
-            "user_bias": normal(n_users),
-            "item_bias": normal(n_items),
-            "rating_min": np.float32(1),
-            "rating_max": np.float32(5),
-            "global_mean": np.float32(3),
-            "offset": np.float32(0),
-            "sigmoid": np.bool_(False),
-        }
-    )
 
 
 def median_seconds(fn, repeat: int):
@@ -69,7 +49,7 @@ def main() -> None:
     max_users, k = load_config().train.eval_max_users, 10
     train = load_split(prepared, "train")
     val = sample_users(load_split(prepared, "val"), max_users, 0)
-    scorer = random_biased_mf(manifest.n_users, manifest.n_items, args.dim)
+    scorer = Scorer(random_arrays(manifest.n_users, manifest.n_items, args.dim))
     n = (manifest.n_users, manifest.n_items)
     print(f"{prepared}: {len(train):,} train rows, {val.iloc[:, 0].nunique():,} validation users")
 

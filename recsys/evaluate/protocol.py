@@ -67,7 +67,7 @@ class RankingTask:
     Only users with held-out rows are ranked (the metrics average over them anyway), renumbered
     ``0..m-1`` so a sampled or sparse split costs what it holds, not all ``n_users``. The
     per-epoch validation ranks the same task after every epoch: building it (the seen lists
-    out of 24 M train rows at the ml-25m shape) took 4.4 s of its 20.3 s.
+    out of 24 M train rows at the ml-25m shape) took 3.6 s of its 21.1 s.
     """
 
     users: np.ndarray  # (m,) int64 user indices of the prepared run, ascending
@@ -114,8 +114,9 @@ class RankingTask:
         """``(m, k)`` top-k unseen items of each ranked user (``top_k``); by the scoring job's
         fused kernel when ``factors_fn`` gives a factor model's factors."""
         if factors_fn is not None:
-            users = self.users
-            lists = top_k_by_factors(lambda ids: factors_fn(users[ids]), len(users), k, self.seen)
+            lists = top_k_by_factors(
+                lambda ids: factors_fn(self.users[ids]), len(self.users), k, self.seen
+            )
             if lists is not None:
                 return lists
         return top_k(
@@ -166,7 +167,7 @@ def evaluate_scorer(
         col_item: Item index column.
         col_rating: Rating column (read only with ``predict_fn``).
         factors_fn: Optional ``Scorer.order_factors``: a factor model's lists are then picked
-            by the scoring job's fused kernel (the same lists, ~5x faster).
+            by the scoring job's fused kernel (the same lists, ~8x faster).
 
     Returns:
         ``rmse`` and ``mae`` (with ``predict_fn``), the keys of ``ranking_metrics`` and
