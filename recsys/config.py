@@ -201,6 +201,8 @@ class TrainConfig:
     # continue: epochs over the val + test rows. A few: they are a sliver of the data, and more
     # passes pull the model towards them alone.
     refit_epochs: int = 2
+    # continue: the refit's step as a share of learning_rate (as warm_lr_scale is a warm run's).
+    refit_lr_scale: float = 0.5
     # Spark tasks of `jobs/train.py`'s barrier stage, one TensorFlow worker each
     # (MultiWorkerMirroredStrategy); the global batch and the step do not depend on it. 1: one
     # task, as `recsys train` trains on one machine. `recsys train` itself ignores it.

@@ -88,8 +88,9 @@ def check_train_config(tcfg: TrainConfig) -> None:
         )
     if tcfg.refit_mode not in ("full", "continue"):
         raise RecsysError(f"train.refit_mode must be full or continue, got {tcfg.refit_mode!r}")
-    if not 0 < tcfg.warm_lr_scale <= 1:
-        raise RecsysError(f"train.warm_lr_scale must be in (0, 1], got {tcfg.warm_lr_scale}")
+    for name in ("warm_lr_scale", "refit_lr_scale"):
+        if not 0 < getattr(tcfg, name) <= 1:
+            raise RecsysError(f"train.{name} must be in (0, 1], got {getattr(tcfg, name)}")
     tcfg = resolve_train(tcfg)
     for name in ("dim", "epochs", "refit_epochs", "warm_patience", "decay_patience"):
         if getattr(tcfg, name) < 1:
@@ -115,8 +116,11 @@ def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
         workers=cfg.train.workers,  # the cluster of tonight's refit, not the evaluated run's
         refit_mode=mode,
         refit_epochs=epochs,
+        refit_lr_scale=cfg.train.refit_lr_scale,
         epochs=epochs if mode == "continue" else best,
     )
+    if mode == "continue":  # it starts from the evaluated model: a warm run at the refit's step
+        settings["warm_lr_scale"] = cfg.train.refit_lr_scale
     return replace(cfg, train=TrainConfig(**settings))
 
 

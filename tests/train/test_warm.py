@@ -366,5 +366,14 @@ def test_refit_config_takes_the_mode_from_the_command_and_never_warm_starts():
     cfg = load_config(train={"refit_mode": "continue", "refit_epochs": 3})
     cont = refit_config(cfg, evaluated).train
     assert (cont.epochs, cont.refit_mode, cont.warm_start, cont.dim) == (3, "continue", False, 8)
+    # A continue refit starts from the evaluated model at the command's refit step; a full refit
+    # keeps the evaluated model's own warm step for its own start.
+    assert (cont.warm_lr_scale, cont.refit_lr_scale) == (0.5, 0.5)
+    cfg = load_config(train={"refit_mode": "continue", "refit_lr_scale": 0.125})
+    assert refit_config(cfg, evaluated).train.warm_lr_scale == 0.125
+    cfg = load_config(train={"refit_mode": "full", "refit_lr_scale": 0.125})
+    assert refit_config(cfg, evaluated).train.warm_lr_scale == 0.5
     with pytest.raises(RecsysError, match="train.refit_mode must be full or continue"):
         check_train_config(replace(cont, refit_mode="partial"))
+    with pytest.raises(RecsysError, match=r"train.refit_lr_scale must be in \(0, 1\], got 0"):
+        check_train_config(replace(cont, refit_lr_scale=0.0))
