@@ -105,9 +105,10 @@ def check_train_config(tcfg: TrainConfig) -> None:
 
 def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
     """The evaluated model's resolved settings, run for its best number of epochs (``full``) or
-    for ``refit_epochs`` (``continue``); the refit mode is the command's, not the evaluated
-    model's. A refit never looks for last night's model itself: ``full`` re-runs the evaluated
-    model's recipe from its start (``run_train``), ``continue`` starts from the evaluated model."""
+    for ``refit_epochs`` at ``refit_lr_scale`` of its step (``continue``); the refit settings are
+    the command's, not the evaluated model's. A refit never looks for last night's model itself:
+    ``full`` re-runs the evaluated model's recipe from its start (``run_train``), ``continue``
+    starts from the evaluated model."""
     settings = dict(evaluated.train)
     mode, epochs = cfg.train.refit_mode, cfg.train.refit_epochs
     best = max(1, int(evaluated.best_epoch or settings["epochs"]))
