@@ -49,6 +49,7 @@ from recsys.artifact import Scorer
 from recsys.config import load_config
 from recsys.data.formats import FormatSpec, Located, locate
 from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthesize
+from recsys.errors import RecsysError
 from recsys.evaluate.baselines import MostPopular
 from recsys.evaluate.gate import original_ids
 from recsys.evaluate.protocol import evaluate_scorer
@@ -208,7 +209,10 @@ def main() -> None:
 
     work = Path(args.work)
     if args.data:
-        source = locate(args.data)
+        try:
+            source = locate(args.data)
+        except RecsysError as e:
+            raise SystemExit(f"--data: {e}") from None
     else:
         custom = args.users and args.items and args.ratings
         shape = shape_from_counts(args.users, args.items, args.ratings) if custom else args.shape
