@@ -52,7 +52,7 @@ from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthes
 from recsys.errors import RecsysError
 from recsys.evaluate.baselines import MostPopular
 from recsys.evaluate.gate import original_ids
-from recsys.evaluate.protocol import evaluate_scorer
+from recsys.evaluate.protocol import RankingTask
 
 NIGHT1, NIGHT2 = "2026-07-01", "2026-07-02"
 COLUMNS = RATINGS_HEADER.split(",")  # userId, movieId, rating, timestamp
@@ -144,21 +144,38 @@ def write_log(frame: pd.DataFrame, located: Located, dest: Path) -> Path:
     return dest
 
 
-def later_ndcg(model_dir: Path | None, prepared: Path, later: pd.DataFrame, k: int = 10) -> float:
-    """NDCG@k on the later rows of users and items night 2 knows; None: the popularity list."""
-    from recsys.splits import load_split
+class Later:
+    """The later rows of users and items night 2 knows, as ranking tasks over night 2's prepared
+    run (every item a user did not rate up to night 2 a candidate), built once for every model
+    the table ranks: all later rows, and those of the users new on night 2 (``fresh``)."""
 
-    users = pd.Index(original_ids(prepared, "users", S.USER_IDX, S.USER_ID))
-    items = pd.Index(original_ids(prepared, "items", S.ITEM_IDX, S.ITEM_ID))
-    u, i = users.get_indexer(later.userId), items.get_indexer(later.movieId)
-    held = pd.DataFrame({S.USER_IDX: u, S.ITEM_IDX: i, S.RATING: later.rating.to_numpy()})
-    held = held[(u >= 0) & (i >= 0)]
-    seen = pd.concat([load_split(prepared, s) for s in S.SPLITS], ignore_index=True)
-    if model_dir is None:
-        score = MostPopular().fit(seen, len(users), len(items)).score_block
-    else:
-        score = Scorer.load(model_dir / "arrays.npz").rank_scores
-    return evaluate_scorer(score, seen, held, len(users), len(items), k=k)[f"ndcg@{k}"]
+    def __init__(self, prepared: Path, later: pd.DataFrame, fresh: pd.Series, k: int = 10):
+        from recsys.splits import load_split
+
+        users = pd.Index(original_ids(prepared, "users", S.USER_IDX, S.USER_ID))
+        items = pd.Index(original_ids(prepared, "items", S.ITEM_IDX, S.ITEM_ID))
+        u, i = users.get_indexer(later.userId), items.get_indexer(later.movieId)
+        known = (u >= 0) & (i >= 0)
+        held = pd.DataFrame({S.USER_IDX: u[known], S.ITEM_IDX: i[known]})
+        self.seen = pd.concat([load_split(prepared, s) for s in S.SPLITS], ignore_index=True)
+        self.shape, self.k = (len(users), len(items)), k
+        new = fresh.to_numpy()[known]
+        self.tasks = {
+            name: RankingTask.build(self.seen, rows, *self.shape)
+            for name, rows in (("all", held), ("new users", held[new]))
+            if len(rows)
+        }
+
+    def ndcg(self, model_dir: Path | None, rows: str = "all") -> float | None:
+        """NDCG@k of the model run (None: the popularity list) on ``rows``; None without any."""
+        if rows not in self.tasks:
+            return None
+        if model_dir is None:
+            score = MostPopular().fit(self.seen, *self.shape).score_block
+        else:
+            score = Scorer.load(model_dir / "arrays.npz").rank_scores
+        task = self.tasks[rows]
+        return task.metrics(task.recommend(score, self.k), self.k)[f"ndcg@{self.k}"]
 
 
 def nan_if_none(value: float | None) -> float:
@@ -252,14 +269,17 @@ def main() -> None:
     if any(v.startswith("cold") and v not in args.skip for v in VARIANTS):
         models["cold"] = timed_train(config(), NIGHT2, "cold", "night2")
     fresh = later.userId.isin(set(night2.userId) - set(night1.userId))  # users new on night 2
+    ranked = Later(prepared, later, fresh)
+    unrefitted = {  # each evaluated model once, however many refits of it the table has
+        start: (ranked.ndcg(model.path), ranked.ndcg(model.path, "new users"))
+        for start, (model, _) in models.items()
+    }
     rows = []
     for name in VARIANTS:
         if name in args.skip:
             continue
         start, mode = name.split(" + ")
         evaluated, train_s = models[start]
-        unrefitted = later_ndcg(evaluated.path, prepared, later)
-        new_users = later_ndcg(evaluated.path, prepared, later[fresh]) if fresh.any() else None
         for scale, epochs in grid if mode == "continue" else [(None, None)]:
             step = {"refit_lr_scale": scale, "refit_epochs": epochs} if scale else {}
             label = f" x{scale:g}, {epochs} ep" if len(grid) > 1 and scale else ""
@@ -274,14 +294,14 @@ def main() -> None:
                     "fit_s": round(evaluated.manifest.training["elapsed_seconds"][-1], 1),
                     "train_epochs": evaluated.manifest.training["epochs_run"],
                     "test_ndcg": evaluated.manifest.metrics["test"]["ndcg@10"],
-                    "later_ndcg_evaluated": unrefitted,
-                    "later_ndcg_new_users": new_users,
+                    "later_ndcg_evaluated": unrefitted[start][0],
+                    "later_ndcg_new_users": unrefitted[start][1],
                     "refit_s": round(refit_s, 1),
                     "refit_epochs": refit.manifest.training["epochs_run"],
-                    "later_ndcg_refit": later_ndcg(refit.path, prepared, later),
+                    "later_ndcg_refit": ranked.ndcg(refit.path),
                 }
             )
-    popular = later_ndcg(None, prepared, later)
+    popular = ranked.ndcg(None)
     header = (
         f"{'variant':<28} {'train s':>8} {'fit s':>7} {'epochs':>6} {'test NDCG@10':>12} "
         f"{'later, eval':>11} {'new users':>9} {'refit s':>8} {'epochs':>6} {'later, refit':>12}"
