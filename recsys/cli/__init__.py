@@ -5,6 +5,7 @@
     recsys prepare --input data/ml-latest-small --root var/
     recsys demo            # download (or synthesise) + prepare + train, without Airflow
     recsys nightly         # the whole nightly DAG once, here (Airflow on SQLite): `make run`
+    recsys export --to postgresql://app@db:5432/shop   # the published table where apps read it
 
 Errors a user can cause print one sentence and exit with status 2. One module per command
 group registers its subcommands (``register``); handlers parse, call the library, print.
@@ -16,12 +17,12 @@ import argparse
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import data, flow, prepare, score, tables, train
+from recsys.cli import data, flow, prepare, score, serving, tables, train
 from recsys.cli.common import BAD_INPUT, GATE_REFUSED, run_handler, setup_logging
 
 __all__ = ["BAD_INPUT", "GATE_REFUSED", "build_parser", "main"]
 
-GROUPS = (data, prepare, train, score, tables, flow)
+GROUPS = (data, prepare, train, score, tables, serving, flow)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,13 @@ def register(sub) -> None:
 
     rec = sub.add_parser("recommend", help="print a user's published recommendations")
     rec.add_argument("--user", required=True, help="the user's original id")
+    rec.add_argument(
+        "--from",
+        dest="store",
+        default=None,
+        metavar="URL",
+        help="read an exported store (postgresql://... or redis://...) instead of the root",
+    )
     common_options(rec)
     rec.set_defaults(handler=cmd_recommend)
 
@@ -49,6 +56,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     from recsys.lookup import user_recommendations
 
+    if args.store:
+        from recsys.cli.serving import print_store_list
+
+        print_store_list(args.store, args.user)
+        return 0
     cfg = load_config(args.config, args.overrides, root=args.root)
     rows, manifest = user_recommendations(cfg.root, args.user)
     table = Table(title=f"user {args.user}: {manifest.model_version} ({manifest.ds})")
