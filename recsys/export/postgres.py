@@ -1,12 +1,13 @@
 """Export a night to PostgreSQL as a generation, switched in one transaction (psycopg 3).
 
-A generation is three tables, ``recsys_lists_g<N>``, ``recsys_popular_g<N>`` and
-``recsys_similar_g<N>``, created, filled with COPY, indexed and counted inside ONE transaction,
-so a killed load leaves nothing (the server rolls it back) and a count that differs from the
-published manifest rolls it back too. Readers query the views ``recsys_recommendations``,
-``recsys_popular`` and ``recsys_similar_items``; the switch re-points all three and marks the
-current row of ``recsys_generations`` in one more transaction, taking the views' locks in the
-order readers take them. Exports hold a session advisory lock, so two never interleave. Ids are
+A generation is two tables, ``recsys_lists_g<N>`` (every user's list, and the night's popular
+list as the rows whose ``user_id`` is NULL) and ``recsys_similar_g<N>``, created, filled with
+COPY, indexed and counted inside ONE transaction, so a killed load leaves nothing (the server
+rolls it back) and a count that differs from the published manifests rolls it back too. Readers
+query the views ``recsys_recommendations`` and ``recsys_similar_items``; the switch re-points both
+and marks the current row of ``recsys_generations`` in one more transaction. A reader's
+statement names one view only (the fallback is in the same view), so its lock never waits in a
+cycle with the switch's. Exports hold a session advisory lock, so two never interleave. Ids are
 stored as text (every id type fits); the generation row records the type to give them back as.
 Everything recsys creates carries the comment :data:`OWNER`; a name taken by anything without it
 is refused, never replaced or dropped.
@@ -27,17 +28,16 @@ from recsys.export.stores import OWNER, shown
 log = logging.getLogger(__name__)
 
 GENERATIONS = "recsys_generations"
-VIEWS = ("recsys_recommendations", "recsys_popular", "recsys_similar_items")  # readers' order
-PARTS = ("lists", "popular", "similar")  # one table of a generation behind each view
+VIEWS = ("recsys_recommendations", "recsys_similar_items")
+PARTS = ("lists", "similar")  # the table of a generation behind each view
 LOCK_KEY = 0x7265637379730001  # pg_advisory_lock key of exports ("recsys" + 1)
 COLUMNS = {
     "lists": "gen int, user_id text, rank int, item_id text, score real, source text, "
     "model_version text, title text",
-    "popular": "gen int, rank int, item_id text, score real, model_version text, title text",
     "similar": "gen int, item_id text, rank int, similar_item_id text, score real, "
     "similar_title text",
 }
-INDEXES = {"lists": "(user_id, rank)", "popular": "(rank)", "similar": "(item_id, rank)"}
+INDEXES = {"lists": "(user_id, rank)", "similar": "(item_id, rank)"}
 GENERATIONS_DDL = f"""CREATE TABLE {GENERATIONS} (
     gen int PRIMARY KEY, ds text NOT NULL, run text NOT NULL, model_version text NOT NULL,
     rows bigint NOT NULL, users bigint NOT NULL, popular int NOT NULL, similar_rows bigint NOT NULL,
@@ -103,7 +103,7 @@ def drop_orphans(conn) -> list[str]:
     load interrupted between its commit steps could leave); returns their names."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_class c "
-        "WHERE c.relname ~ '^recsys_(lists|popular|similar)_g[0-9]+$' "
+        "WHERE c.relname ~ '^recsys_(lists|similar)_g[0-9]+$' "
         "AND pg_table_is_visible(c.oid) AND obj_description(c.oid, 'pg_class') = %s "
         "AND substring(c.relname from '_g([0-9]+)$')::int NOT IN "
         f"(SELECT gen FROM {GENERATIONS})",
@@ -135,7 +135,8 @@ def load(conn, night: Night) -> int:
         conn.execute(f"CREATE TABLE {table(part, gen)} ({COLUMNS[part]})")
         conn.execute(f"COMMENT ON TABLE {table(part, gen)} IS '{OWNER}'")
     _copy(conn, table("lists", gen), gen, night.lists, LIST_ORDER, night.model_version)
-    _copy(conn, table("popular", gen), gen, night.popular, POPULAR_ORDER, night.model_version)
+    fallback = night.popular.assign(**{S.USER_ID: None, S.SOURCE: S.SOURCE_POPULAR})
+    _copy(conn, table("lists", gen), gen, fallback, LIST_ORDER, night.model_version)
     if night.similar is not None:
         _copy(conn, table("similar", gen), gen, night.similar, SIMILAR_ORDER, None)
     for part in PARTS:
@@ -158,7 +159,6 @@ def load(conn, night: Night) -> int:
 
 
 LIST_ORDER = [S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE, S.SOURCE, "version", S.TITLE]
-POPULAR_ORDER = [S.RANK, S.ITEM_ID, S.SCORE, "version", S.TITLE]
 SIMILAR_ORDER = [S.ITEM_ID, S.RANK, S.SIMILAR_ITEM_ID, S.SCORE, S.SIMILAR_TITLE]
 
 
@@ -196,10 +196,10 @@ def copy_text(frame, order: list[str], gen: int) -> str:
 def check(conn, gen: int, night: Night) -> None:
     """Count what the generation holds against the published manifests (rows, users, popular
     list, similar rows); one sentence naming both counts when they differ."""
-    rows, users = conn.execute(
-        f"SELECT count(*), count(DISTINCT user_id) FROM {table('lists', gen)}"
+    rows, users, popular = conn.execute(
+        "SELECT count(user_id), count(DISTINCT user_id), count(*) - count(user_id) "
+        f"FROM {table('lists', gen)}"
     ).fetchone()
-    popular = conn.execute(f"SELECT count(*) FROM {table('popular', gen)}").fetchone()[0]
     similar = conn.execute(f"SELECT count(*) FROM {table('similar', gen)}").fetchone()[0]
     want = (night.manifest.rows, night.users, len(night.popular), night.similar_rows)
     got = (rows, users, popular, similar)

@@ -3,7 +3,7 @@
 Each call is one statement over the views :mod:`recsys.export.postgres` re-points, so it runs on
 one snapshot and sees one generation; autocommit keeps no transaction (and no lock) open
 between calls, so a switch never waits for an idle reader. The user's rows and the fallback list
-come from the same statement; the views are referenced in the order the switch locks them.
+come from the same statement over the same view (the fallback rows have no user_id).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ RECOMMEND = f"""WITH u AS (
 SELECT * FROM (
     SELECT * FROM u
     UNION ALL
-    SELECT gen, rank, item_id, score, 'popular', title FROM {VIEWS[1]}
-    WHERE NOT EXISTS (SELECT 1 FROM u)) AS l
+    SELECT gen, rank, item_id, score, source, title FROM {VIEWS[0]}
+    WHERE user_id IS NULL AND NOT EXISTS (SELECT 1 FROM u)) AS l
 ORDER BY rank LIMIT %(n)s"""
-SIMILAR = f"""SELECT gen, rank, similar_item_id, score, 'similar', similar_title FROM {VIEWS[2]}
+SIMILAR = f"""SELECT gen, rank, similar_item_id, score, 'similar', similar_title FROM {VIEWS[1]}
 WHERE item_id = %(i)s ORDER BY rank LIMIT %(n)s"""
 
 

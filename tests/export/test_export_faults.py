@@ -32,12 +32,12 @@ def _one_error(capsys) -> str:
 def test_postgres_refuses_a_table_it_did_not_create(tmp_path, pg_url, capsys):
     publish_night(str(tmp_path / "var"), D1)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE recsys_popular (mine int)")
-        conn.execute("INSERT INTO recsys_popular VALUES (7)")
+        conn.execute("CREATE TABLE recsys_recommendations (mine int)")
+        conn.execute("INSERT INTO recsys_recommendations VALUES (7)")
     assert main(["export", "--to", pg_url, "--root", str(tmp_path / "var")]) == 2
-    assert "recsys_popular, which recsys did not create" in _one_error(capsys)
+    assert "recsys_recommendations, which recsys did not create" in _one_error(capsys)
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT mine FROM recsys_popular").fetchall() == [(7,)]
+        assert conn.execute("SELECT mine FROM recsys_recommendations").fetchall() == [(7,)]
 
 
 def test_redis_refuses_a_key_space_it_did_not_create(tmp_path, redis_url, capsys):
@@ -102,9 +102,9 @@ def test_postgres_killed_load_leaves_nothing(tmp_path, pg_url):
     with psycopg.connect(pg_url) as conn:
         gens = conn.execute("SELECT ds FROM recsys_generations ORDER BY gen").fetchall()
         tables = conn.execute(
-            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^recsys_(lists|popular|similar)_g'"
+            "SELECT count(*) FROM pg_tables WHERE tablename ~ '^recsys_(lists|similar)_g'"
         ).fetchone()[0]
-    assert gens == [(D1,), (D3,)] and tables == 6
+    assert gens == [(D1,), (D3,)] and tables == 4
 
 
 @pytest.fixture
