@@ -1,4 +1,4 @@
-"""``recsys export``: the published night where applications read it."""
+"""``recsys export | serve``: the published night where applications read it."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ def register(sub) -> None:
     common_options(ex)
     ex.set_defaults(handler=cmd_export)
 
+    sv = sub.add_parser("serve", help="an HTTP endpoint over an exported store")
+    sv.add_argument("--from", dest="store", required=True, metavar="URL", help="the store URL")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (8000)")
+    sv.add_argument("-v", "--verbose", action="count", default=0)
+    sv.set_defaults(handler=cmd_serve)
+
 
 def cmd_export(args: argparse.Namespace) -> dict:
     from recsys.export import export, rollback
@@ -58,6 +65,13 @@ def cmd_export(args: argparse.Namespace) -> dict:
     print(f"{shown(args.to)}: {out['model_version']} (ds={out['ds']}, {out['rows']:,} rows, "
           f"{out['users']:,} users): {state}")  # fmt: skip
     return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from recsys.serving.http import serve
+
+    serve(args.store, args.host, args.port)
+    return 0
 
 
 def print_store_list(url: str, user: str) -> None:

@@ -92,7 +92,9 @@ class PostgresStore:
             {},
         )
         if not rows:
-            raise RecsysError(f"{shown(self.url)} holds no current generation")
+            raise RecsysError(
+                f"{shown(self.url)} holds no exported generation; run `recsys export --to` first"
+            )
         gen, ds, run, version, n_rows, users, loaded = rows[0]
         return {"generation": gen, "ds": ds, "run": run, "model_version": version,
                 "rows": n_rows, "users": users, "loaded_at": loaded.isoformat()}  # fmt: skip

@@ -76,7 +76,9 @@ class RedisStore:
         gen = self.client.get(CURRENT)
         record = self.client.hget(GENS, gen) if gen is not None else None
         if record is None:
-            raise RecsysError(f"{shown(self.url)} holds no current generation")
+            raise RecsysError(
+                f"{shown(self.url)} holds no exported generation; run `recsys export --to` first"
+            )
         r = json.loads(record)
         return {"generation": int(gen), "ds": r["ds"], "run": r["run"],
                 "model_version": r["model_version"], "rows": r.get("rows"),
