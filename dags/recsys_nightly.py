@@ -2,11 +2,12 @@
 ### recsys nightly
 
 `source` -> `prepare` (Spark) -> `train` (Spark barrier stage, TensorFlow) -> `evaluate`, `gate`
--> `refit` (as train) -> `score` (Spark) ->
-`publish` -> `announce`, `retention`, once per logical date `ds` (tasks, params and environment:
-the README, "The nightly run"). A refused gate or a shrunken input or table fails the run without
-retry and yesterday's table stays published. Task attempts write runs of their own and hand their
-ids on through XCom; each `recsys` command hands its outcome back as JSON, never as text.
+-> `refit` (as train) -> `score` (Spark) -> `publish` -> `export` (into each serving store of
+param `export_to`) -> `announce`, `retention`, once per logical date `ds` (tasks, params and
+environment: the README, "The nightly run"). A refused gate or a shrunken input or table fails
+the run without retry and yesterday's table stays published. Task attempts write runs of their
+own and hand their ids on through XCom; each `recsys` command hands its outcome back as JSON,
+never as text.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 # The operators live beside this file (also when the file is linked into another dags folder).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recsys_operators import RecsysSparkJob, RecsysTrainJob, alert, attempt_run  # noqa: E402
+from recsys_operators import (  # noqa: E402
+    RecsysSparkJob,
+    RecsysTrainJob,
+    alert,
+    attempt_run,
+    store_url,
+)
 from recsys_operators import run_recsys as _recsys  # noqa: E402
 
 ENV = os.environ
@@ -65,6 +72,7 @@ PARAMS = {
     "gate_tolerance": Param(0.1, type="number", minimum=0),
     "gate_min_lift": Param(0.0, type="number"),
     "retention_days": Param(14, type="integer", minimum=0),
+    "export_to": Param([], type="array", description="Airflow connection ids of serving stores"),
     "spark_driver_memory": Param("4g", type="string"),
     "spark_executor_memory": Param("2g", type="string"),
     "spark_executor_cores": Param(1, type="integer", minimum=1),
@@ -158,6 +166,18 @@ def recsys_nightly():
         )
         return {**scored, "path": out["path"], "live": out["moved"]}
 
+    @task
+    def export(paths: dict, published: dict, params=None) -> None:
+        """Load the published run into each serving store as a generation and switch to it."""
+        for conn_id in params["export_to"]:
+            url, password = store_url(conn_id)
+            ENV["RECSYS_STORE_PASSWORD"] = password
+            try:
+                _recsys("export", "--to", url, *_at(paths, published["ds"]),
+                        "--run", published["run"], *_moves(params))  # fmt: skip
+            finally:
+                ENV.pop("RECSYS_STORE_PASSWORD", None)
+
     @task(outlets=[RECOMMENDATIONS])
     def announce(published: dict, outlet_events=None) -> None:
         """Tell downstream DAGs a new table is live; a backfill that left _LATEST is skipped."""
@@ -177,7 +197,7 @@ def recsys_nightly():
     evaluate(model, paths) >> checked
     [paths, train, checked] >> refit >> score
     published = publish(paths, score.output)
-    announce(published)
+    export(paths, published) >> announce(published)
     published >> retention(paths)
 
 

@@ -197,3 +197,26 @@ class RecsysTrainJob(RecsysSparkJob):
         if self.refit and not context["params"]["refit"]:
             return context["ti"].xcom_pull(task_ids="train")
         return super().execute(context)
+
+
+def store_url(conn_id: str) -> tuple[str, str]:
+    """An Airflow connection (postgres or redis) as a ``recsys export --to`` URL, and its
+    password apart: the task hands it over in ``$RECSYS_STORE_PASSWORD``, never on a command
+    line that the task log shows."""
+    from urllib.parse import quote
+
+    from airflow.sdk import Connection
+
+    conn = Connection.get(conn_id)
+    scheme = {"postgres": "postgresql", "postgresql": "postgresql", "redis": "redis"}.get(
+        conn.conn_type
+    )
+    if scheme is None:
+        raise AirflowFailException(
+            f"connection {conn_id!r} is of type {conn.conn_type!r}; param export_to takes "
+            "postgres and redis connections"
+        )
+    db = conn.schema if scheme == "postgresql" else conn.extra_dejson.get("db", conn.schema or 0)
+    login = f"{quote(conn.login, safe='')}@" if conn.login else ""
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{login}{conn.host or '127.0.0.1'}{port}/{db}", conn.password or ""

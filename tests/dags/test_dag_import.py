@@ -88,7 +88,8 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
         "refit": ["gate", "source", "train"],
         "score": ["refit"],
         "publish": ["score", "source"],
-        "announce": ["publish"],
+        "export": ["publish", "source"],
+        "announce": ["export", "publish"],
         "retention": ["publish", "source"],
     }
     # Every heavy step runs on the cluster; the Airflow worker only submits and waits.
@@ -107,6 +108,7 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
     assert params["root"] == str(REPO / "var")
     assert params["drift_min_share"] == params["publish_min_share"] == 0.5
     assert params["move_latest_backwards"] is False
+    assert params["export_to"] == []  # make run needs no serving store
     # Downstream DAGs hear of a new live table through this Asset, from announce only.
     assert out["outlets"] == {"announce": ["recsys_recommendations"]}
     heavy = {k for k, v in out["timeouts"].items() if v == 6 * 3600}
@@ -131,3 +133,14 @@ def test_schedule_retries_and_root_come_from_the_environment(tmp_path):
     assert "0 * * * *" in out["timetable"]
     assert set(out["retries"].values()) == {0}
     assert out["params"]["root"] == str(tmp_path / "store")
+
+
+def test_export_to_connections_become_urls_without_their_password(monkeypatch):
+    sys.path.insert(0, str(REPO / "dags"))
+    from recsys_operators import store_url
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_PG", "postgres://app:s%40cret@db.local:5433/shop")
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_CACHE", '{"conn_type": "redis", "host": "cache", '
+                       '"port": 6380, "password": "pw", "extra": {"db": 3}}')  # fmt: skip
+    assert store_url("shop_pg") == ("postgresql://app@db.local:5433/shop", "s@cret")
+    assert store_url("shop_cache") == ("redis://cache:6380/3", "pw")

@@ -20,10 +20,10 @@ from recsys.cli import main
 from recsys.nightly import run_nightly
 from recsys.score.publish import validate
 
-# announce and retention both follow publish, in either order
+# export (no store by default: it does nothing) and retention follow publish; announce, export
 TASKS = [
-    "source", "prepare", "train", "evaluate", "gate", "refit", "score", "publish", "announce",
-    "retention",
+    "source", "prepare", "train", "evaluate", "gate", "refit", "score", "publish", "export",
+    "announce", "retention",
 ]  # fmt: skip
 DS = "2026-05-01"
 # Small data learns in 10 epochs; the default 40 (with early stopping) only costs time here.
