@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -37,15 +38,13 @@ SIMILAR_COLUMNS = [S.ITEM_ID, S.RANK, S.SIMILAR_ITEM_ID, S.SCORE, S.SIMILAR_TITL
 
 @dataclass(frozen=True)
 class Night:
-    """What one export loads, and what the loaded generation is checked against."""
+    """What one export loads, and what the loaded generation is checked against. The tables
+    are read on first use: an export that finds the night loaded already never reads them."""
 
+    root: str
     folder: Path
     manifest: RecommendationsManifest
-    lists: pd.DataFrame  # LIST_COLUMNS, sorted by user then rank
-    popular: pd.DataFrame  # POPULAR_COLUMNS, rank order
-    similar: pd.DataFrame | None  # SIMILAR_COLUMNS, or None when the night wrote none
     users: int  # users the published table must hold (every user of the prepared run)
-    similar_rows: int = 0  # rows the similar_items manifest says it holds
 
     @property
     def ds(self) -> str:
@@ -59,33 +58,46 @@ class Night:
     def model_version(self) -> str:
         return self.manifest.model_version
 
+    @cached_property
+    def lists(self) -> pd.DataFrame:
+        """LIST_COLUMNS, sorted by user then rank."""
+        lists = (
+            pads.dataset(self.folder / "table", format="parquet")
+            .to_table(columns=LIST_COLUMNS)
+            .to_pandas()
+            .sort_values([S.USER_ID, S.RANK], kind="stable")
+            .reset_index(drop=True)
+        )
+        log.info("night %s/%s: %d rows read", self.ds, self.run, len(lists))
+        return lists
+
+    @cached_property
+    def popular(self) -> pd.DataFrame:
+        """POPULAR_COLUMNS, rank order: the fallback list."""
+        return popular_list(self.manifest, self.manifest.prepared.folder)
+
+    @cached_property
+    def _similar_pair(self) -> tuple[pd.DataFrame | None, int]:
+        return _similar(self.root, self.manifest)
+
+    @property
+    def similar(self) -> pd.DataFrame | None:
+        """SIMILAR_COLUMNS, or None when the night wrote no similar_items."""
+        return self._similar_pair[0]
+
+    @property
+    def similar_rows(self) -> int:
+        """Rows the similar_items manifest says it holds (0: none)."""
+        return self._similar_pair[1]
+
 
 def read_night(root: str, ds: str | None = None, run: str | None = None) -> Night:
-    """The published night (``_LATEST``, or the given ``ds``/``run``) ready to load."""
+    """The published night (``_LATEST``, or the given ``ds``/``run``), its tables unread."""
     storage.check_root(root, ("recommendations",), write=False)
     folder = storage.resolve(root, "recommendations", ds, run)
     manifest = RecommendationsManifest.read(folder)
-    lists = (
-        pads.dataset(folder / "table", format="parquet")
-        .to_table(columns=LIST_COLUMNS)
-        .to_pandas()
-        .sort_values([S.USER_ID, S.RANK], kind="stable")
-        .reset_index(drop=True)
-    )
-    prepared = manifest.prepared.folder
-    users = PreparedManifest.read(prepared).n_users
-    popular = popular_list(manifest, prepared)
-    similar, similar_rows = _similar(root, manifest)
-    log.info(
-        "night %s/%s: %d rows for %d users, %d popular, %s similar rows",
-        manifest.ds,
-        manifest.run,
-        len(lists),
-        users,
-        len(popular),
-        "no" if similar is None else len(similar),
-    )
-    return Night(folder, manifest, lists, popular, similar, users, similar_rows)
+    users = PreparedManifest.read(manifest.prepared.folder).n_users
+    return Night(root, folder, manifest, users)
 
 
 def popular_list(manifest: RecommendationsManifest, prepared: Path) -> pd.DataFrame:

@@ -296,7 +296,7 @@ def _outcome(night: Night, gen: int | None, current: dict | None, switched: bool
         "ds": night.ds,
         "run": night.run,
         "model_version": night.model_version,
-        "rows": len(night.lists),
+        "rows": night.manifest.rows,
         "users": night.users,
         "switched": switched,
         "previous": current["gen"] if current else None,

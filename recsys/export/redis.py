@@ -247,7 +247,7 @@ def export_night(url: str, root: str, ds: str | None, run: str | None, keep: int
                 and (r["ds"], r["run"]) == (night.ds, night.run)]  # fmt: skip
         older = cur is not None and cur["ds"] > night.ds and not backwards
         out = {"ds": night.ds, "run": night.run, "model_version": night.model_version,
-               "rows": len(night.lists), "users": night.users, "previous": current}  # fmt: skip
+               "rows": night.manifest.rows, "users": night.users, "previous": current}  # fmt: skip
         if older and not same:
             log.info("ds=%s is older than the current ds=%s: not loaded", night.ds, cur["ds"])
             return {**out, "generation": None, "switched": False}
