@@ -213,7 +213,8 @@ class RecommendationsManifest(Manifest):
     """``recommendations/``: a scored top-N table (live only once publish moved ``_LATEST``)."""
 
     TABLE: ClassVar[str] = "recommendations"
-    top_n: int
+    top_n: int  # rows a user (fewer only when the user has fewer candidates)
+    serve_extra: int = 0  # of those, kept beyond the list shown, for read-time filters
     model: RunRef
     model_version: str
     prepared: RunRef

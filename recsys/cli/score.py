@@ -44,6 +44,14 @@ def add_score_arguments(sc: argparse.ArgumentParser) -> None:
     sc.add_argument("--model-run", default=None, help="model run id")
     sc.add_argument("--top", type=int, default=10, help="items per user (10)")
     sc.add_argument(
+        "--extra",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep K more items per user than --top, so a read-time filter (recsys serve's "
+        "exclude=) still leaves --top (0)",
+    )
+    sc.add_argument(
         "--min-item-ratings", type=int, default=0, help="never recommend rarer items (0 = off)"
     )
     sc.add_argument(
@@ -67,6 +75,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
         args.model_ds,
         args.model_run,
         n=args.top,
+        extra=args.extra,
         min_item_ratings=args.min_item_ratings,
         similar_items=args.similar_items,
     )

@@ -174,9 +174,11 @@ def _write_similar(spark, cfg, items, n_items, model_version, artifact, n, exclu
     return spark.read.parquet(str(paths.staging / "table")).count()
 
 
-def check_options(n: int, similar_items: int) -> None:
+def check_options(n: int, similar_items: int, extra: int = 0) -> None:
     if n < 1:
         raise RecsysError(f"--top must be at least 1, got {n}")
+    if extra < 0:
+        raise RecsysError(f"--extra must be 0 or more, got {extra}")
     if similar_items < 0:
         raise RecsysError(f"--similar-items must be 0 (off) or more, got {similar_items}")
 
@@ -286,16 +288,20 @@ def run_score(
     min_item_ratings: int = 0,
     users_per_batch: int = 1024,
     similar_items: int = 0,
+    extra: int = 0,
 ) -> ScoreResult:
     """Score every user of the model's prepared run; commit ``recommendations/ds=/run=``.
 
     ``similar_items > 0`` also commits ``similar_items/ds=/run=`` (same run id): each item's
     ``similar_items`` nearest items; its ``_LATEST`` moves on commit (see the module doc).
+    ``extra`` more items a user are kept (lists of ``n + extra``; the manifest's ``top_n``)
+    for filters applied when the table is read.
     """
     from recsys.spark import get_spark
 
     started = time.time()
-    check_options(n, similar_items)
+    check_options(n, similar_items, extra)
+    n += extra
     ds = storage.check_ds(ds or storage.today_utc())
     storage.check_root(cfg.root, ("models", "recommendations", "similar_items"))
     model_dir, model, prepared, family = resolve_model(cfg.root, model_ds, model_run)
@@ -314,6 +320,7 @@ def run_score(
         ds=ds,
         run=paths.run,
         top_n=n,
+        serve_extra=extra,
         model=RunRef.of(model, model_dir),
         model_version=model.model_version,
         prepared=model.prepared,

@@ -212,3 +212,18 @@ def test_publish_refuses_a_table_covering_far_fewer_users_than_the_live_one(scor
     assert "it was not published" in message and "--min-share 0" in message
     check_coverage(other, users // 2 + 1, cfg.root, 0.5)  # above the share: fine
     check_coverage(other, 1, cfg.root, 0.0)  # the guard off
+
+
+def test_extra_keeps_more_items_a_user_for_read_time_filters(scored):
+    from recsys.manifests import RecommendationsManifest
+    from recsys.score.job import run_score
+
+    cfg, _, _, table = scored
+    result = run_score(cfg, "2026-03-04", n=TOP - 2, extra=2)
+    longer = pq.read_table(result.path / "table").to_pandas()
+    manifest = RecommendationsManifest.read(result.path)
+    assert (manifest.top_n, manifest.serve_extra) == (TOP, 2)
+    key = [S.USER_ID, S.RANK]
+    got = longer.sort_values(key)[[*key, S.ITEM_ID]].reset_index(drop=True)
+    want = table.sort_values(key)[[*key, S.ITEM_ID]].reset_index(drop=True)
+    assert got.equals(want)  # the top TOP - 2, then the 2 the model ranks next
