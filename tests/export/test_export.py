@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
 from recsys import schema as S
 from recsys.cli import main
@@ -86,6 +87,10 @@ def test_keep_drops_the_oldest_generations(tmp_path, store_url):
         publish_night(root, ds, seed=seed)
         out = export(store_url, root, keep=2)
     assert out["dropped"] == [1]
+    if store_url.startswith("redis"):  # expiring, not deleted: a reader may hold its number
+        client = redis.Redis.from_url(store_url)
+        ttls = {client.ttl(k) for k in client.scan_iter("recsys:g1:*")}
+        assert ttls and all(0 < t <= 3600 for t in ttls)
     rollback(store_url)
     with pytest.raises(Exception, match="nothing to roll back to"):
         rollback(store_url)
@@ -118,6 +123,19 @@ def test_bad_server_is_one_sentence(tmp_path, url, capsys):
     assert main(["export", "--to", url, "--root", root]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("recsys export: error: cannot use the")
+
+
+def test_cli_rollback(tmp_path, store_url, capsys):
+    root = str(tmp_path / "var")
+    publish_night(root, D1, seed=0)
+    publish_night(root, D2, seed=1)
+    assert main(["export", "--to", store_url, "--root", root, "--ds", D1]) == 0
+    assert main(["export", "--to", store_url, "--root", root]) == 0
+    capsys.readouterr()
+    assert main(["export", "--to", store_url, "--rollback"]) == 0
+    assert f"fake-{D1}-r0, ds={D1}) is current again" in capsys.readouterr().out
+    assert main(["export", "--to", store_url, "--rollback"]) == 2
+    assert "nothing to roll back to" in capsys.readouterr().err
 
 
 def test_cli_recommend_from_store(tmp_path, store_url, capsys):

@@ -107,30 +107,58 @@ def test_postgres_killed_load_leaves_nothing(tmp_path, pg_url):
     assert gens == [(D1,), (D3,)] and tables == 4
 
 
-@pytest.fixture
-def small_redis(tmp_path):
-    """A Redis of our own with a 4 MB maxmemory, stopped by pid afterwards."""
+def _own_redis(tmp_path, *options: str):
+    """A redis-server of our own on a free port (a generator: yields its port, then stops it by
+    pid)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path), "--maxmemory", "4mb",
-         "--maxmemory-policy", "noeviction"],
+         "--appendonly", "no", "--dir", str(tmp_path), *options],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def small_redis(tmp_path):
+    """A Redis of our own with a 4 MB maxmemory."""
+    for port in _own_redis(tmp_path, "--maxmemory", "4mb", "--maxmemory-policy", "noeviction"):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def test_redis_bad_password_is_one_sentence(tmp_path, capsys):
+    publish_night(str(tmp_path / "var"), D1)
+    for port in _own_redis(tmp_path, "--requirepass", "right"):
+        url = f"redis://:wrong@127.0.0.1:{port}/0"
+        assert main(["export", "--to", url, "--root", str(tmp_path / "var")]) == 2
+        err = _one_error(capsys)
+        assert err.startswith("recsys export: error: cannot use the Redis server of")
+        assert "wrong" not in err and ":***@" in err
+
+
+def test_postgres_orphan_tables_go_with_the_next_export(tmp_path, pg_url):
+    root = str(tmp_path / "var")
+    publish_night(root, D1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE recsys_lists_g7 (x int)")
+        conn.execute("COMMENT ON TABLE recsys_lists_g7 IS 'created by recsys export'")
+    export(pg_url, root)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('recsys_lists_g7')").fetchone()[0] is None
 
 
 def test_redis_maxmemory_mid_load_switches_nothing(tmp_path, small_redis, capsys):
