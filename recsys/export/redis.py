@@ -9,13 +9,14 @@ export finds and deletes the keys of a killed one. The ``keep`` newest generatio
 rollback; older ones get a TTL of ``grace`` seconds instead of a delete, since a reader may still
 hold their number. ``recsys:owner`` marks the key space as recsys's: a ``recsys:`` key space
 without it is refused, never overwritten. Exports take ``recsys:lock`` (a short TTL renewed while
-loading, so a killed export frees it in seconds).
+the export lives, so a killed export frees it in seconds).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 PREFIX = "recsys:"
 OWNER_KEY, CURRENT, GENS, NEXT, LOCK = (PREFIX + k for k in ("owner", "current", "gens", "next",
                                                               "lock"))  # fmt: skip
-LOCK_TTL = 15  # seconds; renewed every batch, so only a dead export's lock runs out
+LOCK_TTL = 15  # seconds; renewed while the export lives, so only a dead export's lock runs out
 BATCH = 2000  # SETs a pipeline round trip
 
 
@@ -56,6 +57,16 @@ def connect(url: str):
     return client
 
 
+def _renew(client, token: str, stop: threading.Event) -> None:
+    """Keep renewing the export lock while this export lives (a killed one stops renewing)."""
+    while not stop.wait(LOCK_TTL / 3):
+        try:
+            if client.get(LOCK) == token:
+                client.expire(LOCK, LOCK_TTL)
+        except Exception:  # the export itself meets the same server error and says it
+            return
+
+
 @contextmanager
 def export_session(url: str) -> Iterator[Any]:
     """A client holding the export lock, the key space checked and orphans gone."""
@@ -66,11 +77,14 @@ def export_session(url: str) -> Iterator[Any]:
         if time.monotonic() > deadline:
             raise RecsysError(f"another export holds {LOCK} on {shown(url)}; wait for it to end")
         time.sleep(0.2)
+    stop = threading.Event()
+    threading.Thread(target=_renew, args=(client, token, stop), daemon=True).start()
     try:
         claim(client, url)
         drop_orphans(client)
         yield client
     finally:
+        stop.set()
         if client.get(LOCK) == token:
             client.delete(LOCK)
         client.close()
@@ -193,7 +207,6 @@ def _write(client, values: Iterator[tuple[str, str, str, int]]) -> dict[str, int
         rows[kind] += n
         pending += 1
         if pending == BATCH:
-            pipe.expire(LOCK, LOCK_TTL)
             pipe.execute()
             pending = 0
     pipe.execute()
