@@ -67,7 +67,11 @@ def connect(url: str, autocommit: bool = False):
 
 @contextmanager
 def export_session(url: str) -> Iterator[Any]:
-    """A connection holding the export lock, with the generations table in place."""
+    """A connection holding the export lock, with the generations table in place. A server
+    error on the way (a full disk, a dropped connection) rolls the open transaction back (a load
+    or a switch is one) and becomes one sentence."""
+    import psycopg
+
     conn = connect(url)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
@@ -78,8 +82,15 @@ def export_session(url: str) -> Iterator[Any]:
         conn.commit()
         drop_orphans(conn)
         yield conn
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise RecsysError(
+            f"the PostgreSQL server of {shown(url)} failed the export ("
+            f"{lines[0] if lines else type(exc).__name__}); nothing was switched, the current "
+            "generation stays: fix the server (space, memory) and re-run the export"
+        ) from None
     finally:
-        conn.close()  # ends the session: the advisory lock goes with it
+        conn.close()  # ends the session (rolling back what is open): the advisory lock goes
 
 
 def refuse_foreign(conn, names: list[str]) -> None:
@@ -213,7 +224,7 @@ def check(conn, gen: int, night: Night) -> None:
 
 
 def switch(conn, gen: int) -> None:
-    """Make ``gen`` current: the three views and the ``current`` mark, in one transaction."""
+    """Make ``gen`` current: both views and the ``current`` mark, in one transaction."""
     conn.execute(f"LOCK TABLE {GENERATIONS} IN EXCLUSIVE MODE")
     existing = [
         r[0]

@@ -69,7 +69,10 @@ def _renew(client, token: str, stop: threading.Event) -> None:
 
 @contextmanager
 def export_session(url: str) -> Iterator[Any]:
-    """A client holding the export lock, the key space checked and orphans gone."""
+    """A client holding the export lock, the key space checked and orphans gone; a server
+    error on the way is one sentence (the pointer moves in one command, or not at all)."""
+    import redis
+
     client = connect(url)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + 2 * LOCK_TTL
@@ -83,10 +86,18 @@ def export_session(url: str) -> Iterator[Any]:
         claim(client, url)
         drop_orphans(client)
         yield client
+    except redis.RedisError as exc:
+        raise RecsysError(
+            f"the Redis server of {shown(url)} failed the export ({exc}); the pointer stays "
+            "where it was: fix the server and re-run the export"
+        ) from None
     finally:
         stop.set()
-        if client.get(LOCK) == token:
-            client.delete(LOCK)
+        try:
+            if client.get(LOCK) == token:
+                client.delete(LOCK)
+        except redis.RedisError:
+            pass  # the lock runs out by itself
         client.close()
 
 
