@@ -17,15 +17,16 @@ from recsys.export.stores import shown
 from recsys.serving import Recommendation
 
 RECOMMEND = f"""WITH u AS (
-    SELECT gen, rank, item_id, score, source, title FROM {VIEWS[0]} WHERE user_id = %(u)s)
+    SELECT gen, rank, item_id, score, source, title, model_version FROM {VIEWS[0]}
+    WHERE user_id = %(u)s)
 SELECT * FROM (
     SELECT * FROM u
     UNION ALL
-    SELECT gen, rank, item_id, score, source, title FROM {VIEWS[0]}
+    SELECT gen, rank, item_id, score, source, title, model_version FROM {VIEWS[0]}
     WHERE user_id IS NULL AND NOT EXISTS (SELECT 1 FROM u)) AS l
 ORDER BY rank LIMIT %(n)s"""
-SIMILAR = f"""SELECT gen, rank, similar_item_id, score, 'similar', similar_title FROM {VIEWS[1]}
-WHERE item_id = %(i)s ORDER BY rank LIMIT %(n)s"""
+SIMILAR = f"""SELECT gen, rank, similar_item_id, score, 'similar', similar_title, NULL
+FROM {VIEWS[1]} WHERE item_id = %(i)s ORDER BY rank LIMIT %(n)s"""
 
 
 class PostgresStore:
@@ -69,11 +70,12 @@ class PostgresStore:
 
     def _rows(self, rows: list[tuple]) -> list[Recommendation]:
         out = []
-        for gen, rank, item, score, source, title in rows:
+        for gen, rank, item, score, source, title, version in rows:
             meta = self._generation(gen)
             item_id = int(item) if meta["int"] else item
-            out.append(Recommendation(rank, item_id, float(score), source,
-                                      meta["model_version"], title, meta["ds"], gen))  # fmt: skip
+            version = version or meta["model_version"]  # rows of lists carry their own
+            out.append(Recommendation(rank, item_id, float(score), source, version, title,
+                                      meta["ds"], gen))  # fmt: skip
         return out
 
     def recommend(self, user_id: Any, n: int = 10) -> list[Recommendation]:
