@@ -30,8 +30,9 @@ from recsys.evaluate.ranking import Interactions
 # Validation grid of the decay per row of age: 0.8 forgets a row in about 5 rows, 0.99 in about
 # 100; 1.0 is plain EASE, so the chosen decay never loses to EASE on validation.
 RECENCY_DECAYS = (0.8, 0.9, 0.95, 0.97, 0.99, 1.0)
-# The decay without a validation split (ML-100K leave-last's choice, docs/quality.md).
-RECENCY_DECAY = 0.9
+# The decay without a validation split: nothing then says whether time order matters (a
+# stratified or random holdout has none), so the row stays EASE's own.
+RECENCY_DECAY = 1.0
 
 
 @dataclass(frozen=True)
