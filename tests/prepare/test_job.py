@@ -11,6 +11,7 @@ import pytest
 
 from recsys import schema as S
 from recsys import storage
+from recsys.cli.output import print_prepare_summary
 from recsys.config import load_config
 from recsys.errors import RecsysError
 from recsys.integrity import check_prepared
@@ -90,7 +91,7 @@ def test_leave_last_holds_out_the_latest_rows(spark, tmp_path, write):
     assert dict(zip(val[S.USER_ID], val[S.ITEM_ID], strict=True)) == {1: 30, 2: 30, 3: 30}
 
 
-def test_return_split_counts_what_it_kept_aside_in_the_manifest(spark, tmp_path, write):
+def test_return_split_counts_what_it_kept_aside_in_the_manifest(spark, tmp_path, write, capsys):
     rows = good_rows()  # users 1-3: rows 10 s apart; user 4: two rows 10 s apart
     rows += ["1,50,4.0,1090000", "1,60,3.0,1090010", "5,10,2.0,3000000"]  # user 1 returns
     movies = MOVIES + "50,Fifty (1996),Drama\n60,Sixty (1996),Drama\n"
@@ -110,6 +111,9 @@ def test_return_split_counts_what_it_kept_aside_in_the_manifest(spark, tmp_path,
     items = pq.read_table(result.path / "items").to_pandas()
     test = read_split(result, "test").merge(items, on=S.ITEM_IDX)
     assert test[S.ITEM_ID].tolist() == [50]
+    print_prepare_summary(m, result.path)
+    shown = capsys.readouterr().out
+    assert "ratings: after" in shown and "users without return" in shown
 
 
 def test_items_and_users_tables(spark, tmp_path, write):
