@@ -1,9 +1,10 @@
 """Two replicas with the same global batch give the same weights as one replica.
 
 Logical CPU devices can only be configured before TensorFlow initialises, so the training runs in
-a subprocess. Traps this guards: Keras 3.15 skips its 1/replicas loss scaling for (batch,)
-outputs (ours are (batch, 1) and the loss is averaged over the global batch), and a sparse
-optimiser that mishandles the cross-replica sum of IndexedSlices.
+a subprocess: one for all the cases (a TensorFlow start-up is ~5 CPU-seconds), each seeded afresh,
+and each test checks its own case's weights. Traps this guards: Keras 3.15 skips its 1/replicas
+loss scaling for (batch,) outputs (ours are (batch, 1) and the loss is averaged over the global
+batch), and a sparse optimiser that mishandles the cross-replica sum of IndexedSlices.
 """
 
 from __future__ import annotations
@@ -37,27 +38,34 @@ SCRIPT = textwrap.dedent(
     from recsys.train.trainer import compile_options
     from recsys.config import TrainConfig
 
-    split_dir, family, jit, objective = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
-    method = sys.argv[5]
-    out = {}
-    for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
-        keras.utils.set_random_seed(0)
-        strategy = make_strategy(devices)
-        with strategy.scope():
-            kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
-            model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective, **kw)
-            model.build()
-            model.xla = jit and len(devices) == 1
-            options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
-            optimizer = SparseTableOptimizer(0.1 if method == "adagrad" else 0.001, 0.01,
-                                         table_method=method, epsilon=1e-3)
-            model.compile(optimizer=optimizer, **options)
-        data = strategy.distribute_datasets_from_function(
-            lambda ctx: ratings_dataset(split_dir, global_batch_size=32, shuffle=False,
-                                        input_context=ctx, drop_remainder=True, epochs=None))
-        model.fit(data, epochs=2, steps_per_epoch=6, verbose=0)
-        out[len(devices)] = [np.asarray(w).tolist() for w in model.trainable_weights]
-    print(json.dumps(out))
+    split_dir, cases = sys.argv[1], json.loads(sys.argv[2])
+    results = {}
+    # One strategy per device list for every case: a second MirroredStrategy in one process
+    # would number its collectives from the start again and clash with the first's.
+    strategies = {n: make_strategy(["/cpu:0", "/cpu:1"][:n]) for n in (1, 2)}
+    for family, jit, objective, method in cases:
+        jit = jit == "1"
+        out = {}
+        for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+            keras.utils.set_random_seed(0)
+            strategy = strategies[len(devices)]
+            with strategy.scope():
+                kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
+                model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective,
+                                       **kw)
+                model.build()
+                model.xla = jit and len(devices) == 1
+                options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
+                optimizer = SparseTableOptimizer(0.1 if method == "adagrad" else 0.001, 0.01,
+                                                 table_method=method, epsilon=1e-3)
+                model.compile(optimizer=optimizer, **options)
+            data = strategy.distribute_datasets_from_function(
+                lambda ctx: ratings_dataset(split_dir, global_batch_size=32, shuffle=False,
+                                            input_context=ctx, drop_remainder=True, epochs=None))
+            model.fit(data, epochs=2, steps_per_epoch=6, verbose=0)
+            out[len(devices)] = [np.asarray(w).tolist() for w in model.trainable_weights]
+        results["/".join((family, "1" if jit else "0", objective, method))] = out
+    print(json.dumps(results))
     """
 )
 
@@ -83,29 +91,36 @@ def split_dir(tmp_path_factory):
     return folder
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("family", "jit", "objective", "method"),
-    [
-        ("biased-mf", "1", "rating", "adagrad"),
-        ("ncf", "0", "rating", "adagrad"),
-        # Ranking: the full softmax (sampled negatives differ per replica).
-        ("biased-mf", "1", "ranking", "adagrad"),
-        # Lazy Adam, the ranking default: the second replica's copy of a table (named
-        # ".../replica_1:0") once took the dense-Adam path at the dense rate and drifted ~1e-4.
-        ("biased-mf", "1", "ranking", "adam"),
-        ("biased-mf", "0", "rating", "adam"),
-    ],
-)
-def test_two_replicas_match_one(split_dir, family, jit, objective, method):
+CASES = [
+    ("biased-mf", "1", "rating", "adagrad"),
+    ("ncf", "0", "rating", "adagrad"),
+    # Ranking: the full softmax (sampled negatives differ per replica).
+    ("biased-mf", "1", "ranking", "adagrad"),
+    # Lazy Adam, the ranking default: the second replica's copy of a table (named
+    # ".../replica_1:0") once took the dense-Adam path at the dense rate and drifted ~1e-4.
+    ("biased-mf", "1", "ranking", "adam"),
+    ("biased-mf", "0", "rating", "adam"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(split_dir) -> dict[str, dict]:
+    """Every case's weights after one and two replicas: ``{"family/jit/objective/method":
+    {"1": weights, "2": weights}}``, from one subprocess."""
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(split_dir), family, jit, objective, method],
+        [sys.executable, "-c", SCRIPT, str(split_dir), json.dumps(CASES)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    weights = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "jit", "objective", "method"), CASES)
+def test_two_replicas_match_one(trained, family, jit, objective, method):
+    weights = trained["/".join((family, jit, objective, method))]
     one, two = weights["1"], weights["2"]
     assert len(one) == len(two)
     moved = False
