@@ -22,8 +22,8 @@ from recsys.score.publish import validate
 
 # announce and retention both follow publish, in either order
 TASKS = [
-    "source", "prepare", "train", "evaluate", "gate", "refit", "score", "publish", "announce",
-    "retention",
+    "source", "prepare", "train", "gate", "refit_or_serve", "refit", "score", "publish",
+    "announce", "retention",
 ]  # fmt: skip
 DS = "2026-05-01"
 # Small data learns in 10 epochs; the default 40 (with early stopping) only costs time here.
