@@ -14,7 +14,9 @@ before it (the machine may be shared):
 2. ``evaluate``: ``evaluate_prepared``, the training run's evaluation with every baseline, run
    twice as two models trained on the same prepared run would (the second one finds the
    baselines kept with the prepared run). The ``baselines/`` table under --root is removed first
-   so the first run starts cold.
+   so the first run starts cold; ``--gate-only`` skips it;
+3. ``distinct``: ``np.unique`` against a sort (``recsys.evaluate.ranking.distinct``) on the
+   train split's (user, item) keys, what ``seen_matrix`` dedupes (best of ``--repeat``).
 """
 
 from __future__ import annotations
@@ -58,12 +60,32 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
+def distinct_times(prepared: Path, repeat: int) -> None:
+    """``np.unique`` and a sort-based dedupe of the train split's (user, item) keys."""
+    train = load_split(prepared, "train", columns=("user_idx", "item_idx"))
+    n_items = PreparedManifest.read(prepared).n_items
+    keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy(np.int64)
+
+    def by_sort() -> np.ndarray:
+        out = np.sort(keys)
+        return out[np.concatenate(([True], out[1:] != out[:-1]))]
+
+    load = os.getloadavg()[0]
+    hashed, _ = timed(lambda: np.unique(keys), repeat)
+    sort, _ = timed(by_sort, repeat)
+    print(
+        f"distinct {keys.size:,} keys: np.unique {hashed:.2f} s, sort {sort:.3f} s "
+        f"(numpy {np.__version__}, load {load:.1f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", required=True, help="storage root holding a prepared run")
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--gate-only", action="store_true", help="time the gate alone")
     args = ap.parse_args(argv)
     prepared = storage.latest(args.root, "prepared")
     manifest = PreparedManifest.read(prepared)
@@ -77,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ndcg@{args.k} new {got['new']:.6f} published {got['published']:.6f}"
     )
 
+    distinct_times(prepared, args.repeat)
+    if args.gate_only:
+        return 0
     shutil.rmtree(storage.local_root(args.root) / "baselines", ignore_errors=True)
     for attempt in ("first model", "second model"):
         load = os.getloadavg()[0]

@@ -207,16 +207,21 @@ def top_k_by_factors(
     the tile's candidates, so the evaluated lists are the ones the scoring job publishes, in an
     eighth of the time of the dense block (ml-25m shape, 20,000 users: 2.2 s against 17.5 s).
     """
+    from threadpoolctl import threadpool_limits
+
     from recsys.score.topn import top_k_factored
 
     out = np.empty((n_users, k), dtype=np.int32)
-    for start in range(0, n_users, block_users):
-        stop = min(start + block_users, n_users)
-        factors = factors_fn(np.arange(start, stop, dtype=np.int64))
-        if factors is None:
-            return None
-        rows, items = exclude.pairs(start, stop)
-        out[start:stop] = top_k_factored(*factors, rows, items.astype(np.int64), k)
+    # The kernel's tiles are sized for one core's cache, as in the scoring job: a BLAS thread
+    # pool on such small products spends its time synchronising (docs/tuning.md).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_users, block_users):
+            stop = min(start + block_users, n_users)
+            factors = factors_fn(np.arange(start, stop, dtype=np.int64))
+            if factors is None:
+                return None
+            rows, items = exclude.pairs(start, stop)
+            out[start:stop] = top_k_factored(*factors, rows, items.astype(np.int64), k)
     return out
 
 
