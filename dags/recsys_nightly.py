@@ -109,8 +109,8 @@ def recsys_nightly():
 
     @task(retries=0)
     def gate(model: dict, paths: dict, params=None, ti=None) -> None:
-        """Judge the figures the train step recorded (no model is ranked again but the
-        published one, on today's test users)."""
+        """Judge the model: the figures its training recorded against popularity, and its
+        lists against the published model's, both ranked on today's test users."""
         _recsys(
             *("gate", *at(paths), "--run", attempt_run(paths["run"], ti.try_number)),
             *("--model-ds", model["model_ds"], "--model-run", model["model_run"]),
