@@ -1,13 +1,14 @@
 """
 ### recsys nightly
 
-`source` -> `prepare` (Spark) -> `train` (Spark barrier stage, TensorFlow) -> `evaluate`, `gate`
--> `refit` (as train) -> `score` (Spark) -> `publish` -> `export` (into each serving store of
-param `export_to`) -> `announce`, `retention`, once per logical date `ds` (tasks, params and
-environment: the README, "The nightly run"). A refused gate or a shrunken input or table fails
-the run without retry and yesterday's table stays published. Task attempts write runs of their
-own and hand their ids on through XCom; each `recsys` command hands its outcome back as JSON,
-never as text.
+`source` -> `prepare` (Spark) -> `train` (Spark barrier stage, TensorFlow; evaluates its model once,
+with every baseline) -> `gate` (judges those figures) -> `refit_or_serve` (branch on param `refit`)
+-> `refit` (as train; shown skipped when off) -> `score` (Spark: the refit, else train's model) ->
+`publish` -> `announce`, `retention`, once per logical date `ds` (tasks, params and environment:
+the README, "The nightly run"). A refused gate or a shrunken input or table fails the run without
+retry and yesterday's table stays published. Data goes from task to task one way: each task's
+return value, passed as an argument (a Spark task's `inputs`); task attempts write runs of their
+own, and each `recsys` command hands its outcome back as JSON, never as text.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from airflow.sdk.exceptions import AirflowSkipException
 # The operators live beside this file (also when the file is linked into another dags folder).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recsys_operators import (  # noqa: E402
-    RecsysSparkJob,
-    RecsysTrainJob,
+    PrepareJob,
+    RefitJob,
+    ScoreJob,
+    TrainJob,
     alert,
+    at,
     attempt_run,
+    moves,
     store_url,
 )
 from recsys_operators import run_recsys as _recsys  # noqa: E402
@@ -40,17 +45,6 @@ HEAVY = dt.timedelta(hours=float(ENV.get("RECSYS_TIMEOUT_HOURS", "6")))
 RECOMMENDATIONS = Asset(
     name="recsys_recommendations", uri=f"file://{Path(DEFAULT_ROOT).absolute()}/recommendations"
 )
-
-
-def _at(paths: dict, ds: str | None = None) -> list[str]:
-    """``--root`` and ``--ds`` of a command: the run's root, and its ds unless another is given."""
-    return ["--root", paths["root"], "--ds", ds or paths["ds"]]
-
-
-def _moves(params) -> list[str]:
-    """`--set` of every committing command: may a backfill move _LATEST?"""
-    backwards = str(bool(params["move_latest_backwards"])).lower()
-    return ["--set", f"move_latest_backwards={backwards}"]
 
 
 PARAMS = {
@@ -104,7 +98,7 @@ PARAMS = {
     params=PARAMS,
 )
 def recsys_nightly():
-    @task(multiple_outputs=True)
+    @task
     def source(params=None, dag_run=None, ds=None) -> dict[str, str]:
         """Fix the run's paths and bring the input: a path as is, a release name downloaded."""
         when = ds or (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
@@ -115,53 +109,28 @@ def recsys_nightly():
         got = _recsys("data", "get", params["dataset"], "--dest", data_dir, *offline)
         return {"root": root, "ds": when, "run": run, "input": got["input"]}
 
-    xcom = "{{ ti.xcom_pull(task_ids='source', key='%s') }}"
-    common = ["--root", xcom % "root", "--ds", xcom % "ds"]
-    moves = ["--set", "move_latest_backwards={{ params.move_latest_backwards | lower }}"]
-    prepare = RecsysSparkJob(
-        step="prepare",
-        execution_timeout=HEAVY,
-        args=[
-            *("--input", xcom % "input", *common, "--split", "{{ params.split }}"),
-            *("--min-share", "{{ params.drift_min_share }}", *moves),
-        ],
-    )
-
-    # Hands over {"model_ds", "model_run"}, as the refit does.
-    train = RecsysTrainJob(execution_timeout=HEAVY)
-
-    @task
-    def evaluate(model: dict, paths: dict) -> None:
-        _recsys("evaluate", *_at(paths, model["model_ds"]), "--run", model["model_run"])
-
     @task(retries=0)
     def gate(model: dict, paths: dict, params=None, ti=None) -> None:
+        """Judge the model: the figures its training recorded against popularity, and its
+        lists against the published model's, both ranked on today's test users."""
         _recsys(
-            *("gate", *_at(paths), "--run", attempt_run(paths["run"], ti.try_number)),
+            *("gate", *at(paths), "--run", attempt_run(paths["run"], ti.try_number)),
             *("--model-ds", model["model_ds"], "--model-run", model["model_run"]),
             *("--tolerance", str(params["gate_tolerance"])),
             *("--min-lift", str(params["gate_min_lift"])),
         )
 
-    # The served model: the refit (param refit, as refit_mode says), else the evaluated one.
-    refit = RecsysTrainJob(refit=True, execution_timeout=HEAVY)
-
-    served = "{{ ti.xcom_pull(task_ids='refit')['model_%s'] }}"
-    score = RecsysSparkJob(
-        step="score",
-        execution_timeout=HEAVY,
-        args=[
-            *(*common, "--model-ds", served % "ds", "--model-run", served % "run"),
-            *("--top", "{{ params.top_n }}", "--similar-items", "{{ params.similar_items }}"),
-            *moves,
-        ],
-    )
+    @task.branch
+    def refit_or_serve(params=None) -> list[str]:
+        """Param refit on: refit, then score the refit; off: refit is skipped (as the UI shows)
+        and score serves the trained model."""
+        return ["refit", "score"] if params["refit"] else ["score"]
 
     @task
     def publish(paths: dict, scored: dict, params=None) -> dict[str, str]:
         """Validate the table this run scored, then make it live (unless a newer ds is)."""
         out = _recsys(
-            *("publish", *_at(paths, scored["ds"]), "--run", scored["run"], *_moves(params)),
+            *("publish", *at(paths, scored["ds"]), "--run", scored["run"], *moves(params)),
             *("--min-share", str(params["publish_min_share"])),
         )
         return {**scored, "path": out["path"], "live": out["moved"]}
@@ -173,8 +142,8 @@ def recsys_nightly():
             url, password = store_url(conn_id)
             ENV["RECSYS_STORE_PASSWORD"] = password
             try:
-                _recsys("export", "--to", url, *_at(paths, published["ds"]),
-                        "--run", published["run"], *_moves(params))  # fmt: skip
+                _recsys("export", "--to", url, *at(paths, published["ds"]),
+                        "--run", published["run"], *moves(params))  # fmt: skip
             finally:
                 ENV.pop("RECSYS_STORE_PASSWORD", None)
 
@@ -187,15 +156,23 @@ def recsys_nightly():
 
     @task
     def retention(paths: dict, params=None) -> None:
-        _recsys("retention", *_at(paths), "--days", str(params["retention_days"]))
+        _recsys("retention", *at(paths), "--days", str(params["retention_days"]))
 
     paths = source()
-    paths >> prepare
-    [paths, prepare] >> train
-    model = train.output
-    checked = gate(model, paths)
-    evaluate(model, paths) >> checked
-    [paths, train, checked] >> refit >> score
+    prepared = PrepareJob(inputs={"paths": paths}, execution_timeout=HEAVY).output
+    trained = TrainJob(inputs={"paths": paths, "prepared": prepared}, execution_timeout=HEAVY)
+    chosen = refit_or_serve()
+    gate(trained.output, paths) >> chosen
+    refit = RefitJob(inputs={"paths": paths, "trained": trained.output}, execution_timeout=HEAVY)
+    chosen >> refit
+    models = {"trained": trained.output, "refitted": refit.output}
+    # Runs after the refit, or without it when the branch skipped it.
+    score = ScoreJob(
+        inputs={"paths": paths, **models},
+        trigger_rule="none_failed_min_one_success",
+        execution_timeout=HEAVY,
+    )
+    chosen >> score
     published = publish(paths, score.output)
     export(paths, published) >> announce(published)
     published >> retention(paths)

@@ -31,16 +31,41 @@ ENV = os.environ
 JOBS_DIR = Path(ENV.get("RECSYS_JOBS_DIR") or Path(__file__).resolve().parent.parent / "jobs")
 NO_RETRY = (2, 3)  # exit statuses no retry fixes: bad input, a refused gate
 SIZES = ("driver.memory", "executor.memory", "executor.cores", "cores.max")  # from the params
-# A training job's executors run one TensorFlow worker each, on all their cores (spark.task.cpus),
-# in a Python process outside the JVM heap (memoryOverhead, what YARN and Kubernetes count).
-TRAIN_SIZES = {
-    "spark.driver.memory": "{{ params.spark_driver_memory }}",
-    "spark.executor.memory": "{{ params.train_executor_memory }}",
-    "spark.executor.memoryOverhead": "{{ params.train_memory_overhead }}",
-    "spark.executor.cores": "{{ params.train_executor_cores }}",
-    "spark.task.cpus": "{{ params.train_executor_cores }}",
-    "spark.cores.max": "{{ params.train_workers * params.train_executor_cores }}",
-}
+
+
+def spark_sizes(params) -> dict[str, str]:
+    """The ``spark.*`` sizes of a Spark job, from the ``spark_*`` params."""
+    return {f"spark.{k}": str(params["spark_" + k.replace(".", "_")]) for k in SIZES}
+
+
+def train_sizes(params) -> dict[str, str]:
+    """A training job's executors run one TensorFlow worker each, on all their cores
+    (spark.task.cpus), in a Python process outside the JVM heap (memoryOverhead, what YARN and
+    Kubernetes count)."""
+    cores = int(params["train_executor_cores"])
+    return {
+        "spark.driver.memory": str(params["spark_driver_memory"]),
+        "spark.executor.memory": str(params["train_executor_memory"]),
+        "spark.executor.memoryOverhead": str(params["train_memory_overhead"]),
+        "spark.executor.cores": str(cores),
+        "spark.task.cpus": str(cores),
+        "spark.cores.max": str(int(params["train_workers"]) * cores),
+    }
+
+
+def at(paths: dict, ds: str | None = None) -> list[str]:
+    """``--root`` and ``--ds`` of a command: the run's root, and its ds unless another is given."""
+    return ["--root", paths["root"], "--ds", ds or paths["ds"]]
+
+
+def moves(params) -> list[str]:
+    """``--set`` of every committing command: may a backfill move _LATEST?"""
+    return ["--set", f"move_latest_backwards={str(bool(params['move_latest_backwards'])).lower()}"]
+
+
+def sets(*pairs: str) -> list[str]:
+    """``--set key=value`` of each pair."""
+    return [a for pair in pairs for a in ("--set", pair)]
 
 
 def alert(context) -> None:
@@ -69,8 +94,11 @@ def attempt_run(base: str, try_number: int | None, suffix: str = "") -> str:
 
 def finish(what: str, code: int | None, result_file: Path, started: float) -> dict:
     """The outcome in ``result_file``; raises (without retry for 2 and 3) when ``code`` says the
-    command failed, with the command's own sentence."""
+    command failed, with the command's own sentence. ``code`` None: it failed with the status it
+    wrote in ``result_file`` (1 when it wrote none: a crash, a killed process)."""
     result = json.loads(result_file.read_text()) if result_file.is_file() else {}
+    if code is None:
+        code = int(result.get("status") or 1)
     outcome = result.get("outcome", {})
     error = result.get("error") or (f"{what} exited with status {code}" if code else "")
     if ENV.get("RECSYS_REPORT"):
@@ -109,44 +137,46 @@ def run_recsys(*args: str) -> dict:
 
 
 class RecsysSparkJob(SparkSubmitOperator):
-    """``jobs/<step>.py`` through ``spark_default``, sized by the DAG's ``spark_*`` params:
-    writes the run of this attempt (:func:`attempt_run`), returns ``{"ds", "run"}`` for the next
-    task, and fails as the recsys commands do."""
+    """``jobs/<step>.py`` through ``spark_default``: what upstream tasks handed over arrives in
+    ``inputs`` (a dict of their outputs, resolved by Airflow like any templated field, which also
+    makes them upstream tasks); ``command`` builds the step's arguments from it and the params.
+    Writes the run of this attempt (:func:`attempt_run`), returns ``{"ds", "run"}`` for the next
+    task, and fails as the recsys commands do (the status the job wrote, not spark-submit's)."""
 
+    template_fields = (*SparkSubmitOperator.template_fields, "inputs")
+    step = ""  # jobs/<step>.py
     suffix = ""  # of the run id this task writes
 
-    def __init__(
-        self, *, step: str, args: list[str], conf: dict[str, str] | None = None, **kwargs
-    ) -> None:
-        sizes = {f"spark.{k}": "{{ params.spark_" + k.replace(".", "_") + " }}" for k in SIZES}
+    def __init__(self, *, inputs: dict, **kwargs) -> None:
         env = {"PYSPARK_PYTHON": ENV.get("PYSPARK_PYTHON") or sys.executable}
         if "RECSYS_SPARK_LOG_LEVEL" in ENV:
             env["RECSYS_SPARK_LOG_LEVEL"] = ENV["RECSYS_SPARK_LOG_LEVEL"]
-        kwargs.setdefault("task_id", step)
+        kwargs.setdefault("task_id", self.step)
         super().__init__(
-            application=str(JOBS_DIR / f"{step}.py"),
-            name=f"recsys-{step}",
+            application=str(JOBS_DIR / f"{self.step}.py"),
+            name=f"recsys-{self.step}",
             py_files=ENV.get("RECSYS_PY_FILES") or None,
-            conf={**(conf or sizes), "spark.ui.enabled": "false"},
             env_vars=env,
-            application_args=args,
             **kwargs,
         )
+        self.inputs = inputs
 
-    def more_args(self, context, ds: str, run: str) -> list[str]:
-        """Arguments that come from XCom and params at run time (beyond the templated ones)."""
-        return []
+    def command(self, params) -> list[str]:
+        """The job's arguments from ``self.inputs`` (resolved) and the params, but ``--run``."""
+        raise NotImplementedError
+
+    def sizes(self, params) -> dict[str, str]:
+        return spark_sizes(params)
 
     def handover(self, ds: str, run: str) -> dict[str, str]:
-        """What the next tasks pull from XCom."""
+        """What the next tasks receive."""
         return {"ds": ds, "run": run}
 
     def execute(self, context) -> dict[str, str]:
-        ti = context["ti"]
-        ds = ti.xcom_pull(task_ids="source", key="ds")
-        run = attempt_run(ti.xcom_pull(task_ids="source", key="run"), ti.try_number, self.suffix)
-        more = self.more_args(context, ds, run)
-        self.application_args = [*(self.application_args or []), *more, "--run", run]
+        params, paths = context["params"], self.inputs["paths"]
+        run = attempt_run(paths["run"], context["ti"].try_number, self.suffix)
+        self.conf = {**self.sizes(params), "spark.ui.enabled": "false"}
+        self.application_args = [*self.command(params), "--run", run]
         started, code = time.monotonic(), 0
         with tempfile.TemporaryDirectory() as tmp:
             result = Path(tmp) / "result.json"
@@ -154,38 +184,44 @@ class RecsysSparkJob(SparkSubmitOperator):
             try:
                 super().execute(context)
             except AirflowException:
-                code = getattr(getattr(self._hook, "_submit_sp", None), "returncode", None) or 1
+                code = None  # the status the job wrote says whether a retry may help
             finish(self.task_id, code, result, started)
-        return self.handover(ds, run)
+        return self.handover(paths["ds"], run)
 
 
-class RecsysTrainJob(RecsysSparkJob):
-    """``jobs/train.py``: the train step, or with ``refit=True`` the refit of the model the
-    ``train`` task handed over (param ``refit`` false: that model is served as it is). A barrier
-    stage of param ``train_workers`` executors sized by the ``train_*`` params; hands over
-    ``{"model_ds", "model_run"}`` as the train and refit tasks always did."""
+class PrepareJob(RecsysSparkJob):
+    """``jobs/prepare.py`` of the input ``source`` brought (inputs: ``paths``)."""
 
-    def __init__(self, *, refit: bool = False, **kwargs) -> None:
-        self.refit = refit
-        self.suffix = "-refit" if refit else ""
-        task_id = "refit" if refit else "train"
-        super().__init__(step="train", task_id=task_id, args=[], conf=dict(TRAIN_SIZES), **kwargs)
+    step = "prepare"
 
-    def more_args(self, context, ds: str, run: str) -> list[str]:
-        params, ti = context["params"], context["ti"]
-        backwards = str(bool(params["move_latest_backwards"])).lower()
-        sets = [f"train.workers={params['train_workers']}", f"move_latest_backwards={backwards}"]
-        at = ["--root", ti.xcom_pull(task_ids="source", key="root"), "--ds", ds]
-        if self.refit:
-            model = ti.xcom_pull(task_ids="train")
-            sets.append(f"train.refit_mode={params['refit_mode']}")
-            refit = ["--refit", "--refit-ds", model["model_ds"], "--refit-run", model["model_run"]]
-            return [*refit, *at, *(a for s in sets for a in ("--set", s))]
-        prepared = ti.xcom_pull(task_ids="prepare")
-        sets = [f"train.warm_start={str(params['warm_start']).lower()}", *sets]
-        sets += list(params["train_overrides"])
+    def command(self, params) -> list[str]:
+        paths = self.inputs["paths"]
         return [
-            *(*at, *(a for s in sets for a in ("--set", s))),
+            *("--input", paths["input"], *at(paths), "--split", params["split"]),
+            *("--min-share", str(params["drift_min_share"]), *moves(params)),
+        ]
+
+
+class TrainJob(RecsysSparkJob):
+    """``jobs/train.py`` on the prepared run (inputs: ``paths``, ``prepared``): a barrier stage
+    of param ``train_workers`` executors sized by the ``train_*`` params; hands over
+    ``{"model_ds", "model_run"}``."""
+
+    step = "train"
+
+    def sizes(self, params) -> dict[str, str]:
+        return train_sizes(params)
+
+    def common(self, params) -> list[str]:
+        workers = f"train.workers={params['train_workers']}"
+        return [*at(self.inputs["paths"]), *sets(workers), *moves(params)]
+
+    def command(self, params) -> list[str]:
+        prepared = self.inputs["prepared"]
+        warm = f"train.warm_start={str(bool(params['warm_start'])).lower()}"
+        return [
+            *self.common(params),
+            *sets(warm, *params["train_overrides"]),
             *("--prepared-ds", prepared["ds"], "--prepared-run", prepared["run"]),
             *("--model", params["model"], "--objective", params["objective"]),
         ]
@@ -193,10 +229,36 @@ class RecsysTrainJob(RecsysSparkJob):
     def handover(self, ds: str, run: str) -> dict[str, str]:
         return {"model_ds": ds, "model_run": run}
 
-    def execute(self, context) -> dict[str, str]:
-        if self.refit and not context["params"]["refit"]:
-            return context["ti"].xcom_pull(task_ids="train")
-        return super().execute(context)
+
+class RefitJob(TrainJob):
+    """``jobs/train.py --refit`` of the model ``train`` handed over (inputs: ``paths``,
+    ``trained``), as param ``refit_mode`` says; runs only when the ``refit`` branch chose it."""
+
+    suffix = "-refit"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(task_id="refit", **kwargs)
+
+    def command(self, params) -> list[str]:
+        model = self.inputs["trained"]
+        refit = ["--refit", "--refit-ds", model["model_ds"], "--refit-run", model["model_run"]]
+        return [*refit, *self.common(params), *sets(f"train.refit_mode={params['refit_mode']}")]
+
+
+class ScoreJob(RecsysSparkJob):
+    """``jobs/score.py`` of the served model (inputs: ``paths``, ``trained``, ``refitted``): the
+    refit when it ran, else the trained model (a skipped task hands over None)."""
+
+    step = "score"
+
+    def command(self, params) -> list[str]:
+        paths = self.inputs["paths"]
+        model = self.inputs.get("refitted") or self.inputs["trained"]
+        return [
+            *(*at(paths), "--model-ds", model["model_ds"], "--model-run", model["model_run"]),
+            *("--top", str(params["top_n"]), "--similar-items", str(params["similar_items"])),
+            *moves(params),
+        ]
 
 
 def store_url(conn_id: str) -> tuple[str, str]:

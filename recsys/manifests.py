@@ -257,6 +257,17 @@ class GateManifest(Manifest):
     checks: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BaselinesManifest(Manifest):
+    """``baselines/``: the baselines' test figures on one prepared run, for the settings that
+    made them (``settings``), kept so that every model trained on the run reuses them."""
+
+    TABLE: ClassVar[str] = "baselines"
+    prepared: RunRef
+    settings: dict[str, Any]
+    baselines: dict[str, Any]
+
+
 MANIFESTS: dict[str, type[Manifest]] = {
     m.TABLE: m
     for m in (
@@ -265,6 +276,7 @@ MANIFESTS: dict[str, type[Manifest]] = {
         RecommendationsManifest,
         SimilarItemsManifest,
         GateManifest,
+        BaselinesManifest,
     )
 }
 

@@ -14,7 +14,7 @@ STATES = [
      "state": state, "start_date": start, "end_date": end}
     for t, state, start, end in [
         ("gate", "failed", "2026-11-26T13:54:04.833748+00:00", "2026-11-26T13:54:05.494760+00:00"),
-        ("evaluate", "success", "2026-11-26T13:54:02+00:00", "2026-11-26T13:54:04.821766+00:00"),
+        ("train", "success", "2026-11-26T13:54:02+00:00", "2026-11-26T13:54:04.821766+00:00"),
         ("refit", "upstream_failed", "", ""),
         ("score", None, "", ""),
     ]
@@ -31,19 +31,21 @@ REPORT = [
 def test_task_states_keep_the_tasks_that_ran_in_start_order_with_their_times():
     stdout = "a warning [not json]\n" + json.dumps(STATES)
     tasks = task_states(stdout)
-    assert [(t.task, t.state) for t in tasks] == [("evaluate", "success"), ("gate", "failed")]
+    assert [(t.task, t.state) for t in tasks] == [("train", "success"), ("gate", "failed")]
     assert tasks[0].seconds == pytest.approx(2.821766)
     assert tasks[1].seconds == pytest.approx(0.661012)
     assert task_states("") == []
 
 
 def test_the_reason_is_the_failed_command_s_own_sentence():
-    tasks = [TaskTime("evaluate", "success", 2.8), TaskTime("gate", "failed", 0.7)]
+    tasks = [TaskTime("train", "success", 2.8), TaskTime("gate", "failed", 0.7)]
     ok, reason = outcome(tasks, REPORT, 1)
     assert not ok and reason == REPORT[1]["error"]
     assert outcome(tasks, [], 1) == (False, "task gate failed")
     assert outcome([], [], 2) == (False, "airflow dags test exited with status 2")
     assert outcome(tasks[:1], REPORT[:1], 0) == (True, "")
+    # A task the DAG skipped on purpose (param refit off) does not fail the run.
+    assert outcome([*tasks[:1], TaskTime("refit", "skipped")], REPORT[:1], 0) == (True, "")
 
 
 def test_the_report_is_read_line_by_line_and_echoed_with_its_note(tmp_path):

@@ -81,6 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Download (or synthesise when offline) a MovieLens set, prepare it, train."""
     from recsys.cli.data import get_with_bar
     from recsys.cli.output import print_metrics, print_prepare_summary
+    from recsys.evaluate.recorded import model_metrics
     from recsys.prepare.job import run_prepare
     from recsys.train.trainer import run_train  # without TensorFlow, fail before the download
 
@@ -91,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"training the default model ({cfg.train.model}, {cfg.train.objective} objective)...")
     model = run_train(cfg, args.ds)
-    print_metrics(model.manifest.metrics, cfg.train.k, model.manifest.model_version)
+    print_metrics(model_metrics(model.manifest), cfg.train.k, model.manifest.model_version)
     print(f"model written to {model.path}")
     print(
         "Next: `recsys gate`, `recsys score` and `recsys publish` write the top-N table; "

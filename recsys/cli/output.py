@@ -70,6 +70,7 @@ def print_summary(root: str, k: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from recsys.evaluate.recorded import model_metrics
     from recsys.lookup import summary
 
     out = summary(root)
@@ -81,7 +82,7 @@ def print_summary(root: str, k: int) -> None:
     title = f"{model.model_version}: test metrics"
     if model.refit_of:
         title += f" of the evaluated twin run={model.refit_of.run} (refit on every split)"
-    print_metrics(model.metrics, k, title)
+    print_metrics(model_metrics(model), k, title)
     for ex in out["examples"]:
         t = Table(title=f"user {ex['user']} ({ex['ratings']} ratings)")
         t.add_column("recommended (top 5)")

@@ -20,6 +20,12 @@ def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="metrics of a model run next to the baselines")
     ev.add_argument("--ds", default=None, help="model run date (default: the latest model)")
     ev.add_argument("--run", default=None, help="model run id")
+    ev.add_argument(
+        "--recompute",
+        action="store_true",
+        help="rank the model again on its prepared run (default: the figures its training "
+        "recorded, the ones the gate judged)",
+    )
     common_options(ev)
     ev.set_defaults(handler=cmd_evaluate)
 
@@ -85,12 +91,13 @@ def _train_setup(args: argparse.Namespace):
 def _trained(cfg, path, model_version: str, refit_of) -> dict:
     """Print the run's metrics and where it is; the outcome handed to the next step."""
     from recsys.cli.output import print_metrics
+    from recsys.evaluate.recorded import model_metrics
     from recsys.manifests import ModelManifest
 
     title = model_version
     if refit_of is not None:
         title += f" (refit; held-out metrics of {refit_of.name})"
-    print_metrics(ModelManifest.read(path).metrics, cfg.train.k, title)
+    print_metrics(model_metrics(ModelManifest.read(path)), cfg.train.k, title)
     print(f"written to {path}")
     return {"path": str(path), "model_version": model_version}
 
@@ -133,18 +140,34 @@ def cmd_train_job(args: argparse.Namespace) -> dict:
     return _trained(cfg, Path(out["path"]), out["model_version"], refit_of)
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    """The model run's test metrics beside the baselines: those its training recorded, or with
+    ``--recompute`` measured again (the baselines come from the prepared run's kept figures)."""
     from recsys import storage
     from recsys.cli.output import print_metrics
-    from recsys.evaluate.prepared import evaluate_model
+    from recsys.evaluate.prepared import check_inputs
+    from recsys.evaluate.recorded import model_metrics
+    from recsys.manifests import ModelManifest
 
     cfg = load_config(args.config, args.overrides, root=args.root)
-    storage.check_root(cfg.root, ("models",), write=False)
-    model, metrics = evaluate_model(
-        cfg.root, args.ds, args.run, k=cfg.train.k, max_users=cfg.train.eval_max_users
-    )
-    print_metrics(metrics, cfg.train.k, f"{model.model_version} on {model.prepared.folder}")
-    return 0
+    storage.check_root(cfg.root, ("models",), write=False)  # keeping the baselines is optional
+    if args.recompute:
+        from recsys.evaluate.prepared import evaluate_model
+
+        model, metrics = evaluate_model(
+            cfg.root, args.ds, args.run, k=cfg.train.k, max_users=cfg.train.eval_max_users
+        )
+        title = f"{model.model_version} on {model.prepared.folder} (measured again)"
+    else:
+        folder = storage.resolve(cfg.root, "models", args.ds, args.run)
+        model = ModelManifest.read(folder)
+        check_inputs(folder, model)  # a changed artifact's recorded figures are not its own
+        metrics = model_metrics(model)
+        title = f"{model.model_version} on {model.prepared.folder} (as its training measured)"
+        if model.refit_of:
+            title += f"; a refit: the figures of {model.refit_of.path}"
+    print_metrics(metrics, cfg.train.k, title)
+    return {"model_version": model.model_version, "recomputed": bool(args.recompute)}
 
 
 def cmd_gate(args: argparse.Namespace) -> dict:

@@ -25,7 +25,14 @@ from recsys.artifact import Scorer
 from recsys.config import Config, GateConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.prepared import check_inputs, sample_users
-from recsys.evaluate.ranking import ranking_metrics, seen_matrix, top_k
+from recsys.evaluate.ranking import (
+    Interactions,
+    distinct,
+    ranking_metrics,
+    seen_matrix,
+    top_k,
+    top_k_by_factors,
+)
 from recsys.manifests import (
     GateManifest,
     ModelManifest,
@@ -76,6 +83,31 @@ def _ndcg(recommended: np.ndarray, test: pd.DataFrame, train: pd.DataFrame, n_it
     return ranking_metrics(recommended, relevant, k, popularity, n_train_users)[f"ndcg@{k}"]
 
 
+def top_lists(scorer: Scorer, rows: np.ndarray, seen: Interactions, k: int) -> np.ndarray:
+    """``(m, k)`` best unseen items of the model's users ``rows``: by the scoring job's fused
+    kernel for a factor model (a tile of items at a time, never the dense block), else by
+    dense blocks of its scores."""
+    lists = top_k_by_factors(lambda ids: scorer.order_factors(rows[ids]), len(rows), k, seen)
+    if lists is not None:
+        return lists
+    return top_k(lambda ids: scorer.rank_scores(rows[ids]), len(rows), seen.n_items, k, seen)
+
+
+def _test_users(new_prepared: Path, old_users: pd.Index, max_users: int, seed: int):
+    """Today's test rows of users the old model knows (sampled), their users ascending, the old
+    model's row of each, and today's train rows of those users."""
+    cols = (S.USER_IDX, S.ITEM_IDX)
+    user_ids = original_ids(new_prepared, "users", S.USER_IDX, S.USER_ID)
+    old_row = old_users.get_indexer(user_ids)  # today's user -> the old model's row (-1: new)
+    test = load_split(new_prepared, "test", columns=cols)
+    test = test[old_row[test[S.USER_IDX].to_numpy()] >= 0]
+    test = sample_users(test, max_users, seed)
+    chosen = distinct(test[S.USER_IDX].to_numpy())
+    train = load_split(new_prepared, "train", columns=cols)
+    train = train[np.isin(train[S.USER_IDX].to_numpy(), chosen)]
+    return test, chosen, old_row[chosen], train
+
+
 def compare_with(
     new: Scorer,
     new_prepared: Path,
@@ -88,43 +120,27 @@ def compare_with(
     """NDCG@k of both models on today's test users known to the old model.
 
     Candidates are every item not in the user's train rows, as in evaluation; the old model
-    can only name items of its own catalogue (an item new today is a miss for it).
+    can only name items of its own catalogue (an item new today is a miss for it). Only those
+    test users are ranked, each model by its own scorer's fastest exact path (``top_lists``).
     """
-    train = load_split(new_prepared, "train")
-    test = load_split(new_prepared, "test")
-    user_ids = original_ids(new_prepared, "users", S.USER_IDX, S.USER_ID)
-    item_ids = original_ids(new_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
     old_users = pd.Index(original_ids(old_prepared, "users", S.USER_IDX, S.USER_ID))
-    old_item_ids = original_ids(old_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
-    # today's user -> the old model's row (-1: a user it never saw)
-    old_row = old_users.get_indexer(user_ids)
-    test = test[old_row[test[S.USER_IDX].to_numpy()] >= 0]
-    test = sample_users(test, max_users, seed)
-    chosen = np.unique(test[S.USER_IDX].to_numpy())
+    test, chosen, old_rows, train = _test_users(new_prepared, old_users, max_users, seed)
     if chosen.size == 0:
         return {"users": 0}
+    item_ids = original_ids(new_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
+    old_item_ids = original_ids(old_prepared, "items", S.ITEM_IDX, S.ITEM_ID)
     # Local numbering 0..m-1 of the chosen users, shared by both models.
-    train = train[train[S.USER_IDX].isin(chosen)]
     local_train = train.assign(**{S.USER_IDX: np.searchsorted(chosen, train[S.USER_IDX])})
     local_test = test.assign(**{S.USER_IDX: np.searchsorted(chosen, test[S.USER_IDX])})
     m, n_items = chosen.size, len(item_ids)
-
-    seen_new = seen_matrix(
-        local_train[S.USER_IDX].to_numpy(), local_train[S.ITEM_IDX].to_numpy(), m, n_items
-    )
-    rec_new = top_k(lambda u: new.rank_scores(chosen[u]), m, n_items, k, seen_new)
+    users, items = local_train[S.USER_IDX].to_numpy(), local_train[S.ITEM_IDX].to_numpy()
+    rec_new = top_lists(new, chosen, seen_matrix(users, items, m, n_items), k)
 
     # The old model: its rows, its catalogue; today's train items mapped into it.
     to_old_item = pd.Index(old_item_ids).get_indexer(item_ids)  # today's item -> old (-1)
-    keep = to_old_item[local_train[S.ITEM_IDX].to_numpy()] >= 0
-    seen_old = seen_matrix(
-        local_train[S.USER_IDX].to_numpy()[keep],
-        to_old_item[local_train[S.ITEM_IDX].to_numpy()[keep]],
-        m,
-        len(old_item_ids),
-    )
-    old_rows = old_row[chosen]
-    rec_old_own = top_k(lambda u: old.rank_scores(old_rows[u]), m, len(old_item_ids), k, seen_old)
+    keep = to_old_item[items] >= 0
+    seen_old = seen_matrix(users[keep], to_old_item[items[keep]], m, len(old_item_ids))
+    rec_old_own = top_lists(old, old_rows, seen_old, k)
     # back to today's items through the original ids (-1 stays an empty slot)
     to_new_item = pd.Index(item_ids).get_indexer(old_item_ids)
     rec_old = np.where(rec_old_own >= 0, to_new_item[np.maximum(rec_old_own, 0)], -1)

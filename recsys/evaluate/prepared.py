@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import schema as S
+from recsys.evaluate.kept import baseline_settings, kept_baselines
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
 from recsys.manifests import ModelManifest, PreparedManifest
 from recsys.splits import COLUMNS, load_split
@@ -58,16 +59,29 @@ def evaluate_prepared(
             factors_fn=getattr(scorer, "order_factors", None),
         )
     if "test" in out:
-        test = sample_users(load_split(prepared, "test"), max_users, seed)
-        # EASE's lambda is chosen on the validation users (sampled like the test users).
-        val = None
-        if manifest.count("val"):
-            val = sample_users(load_split(prepared, "val"), max_users, seed)
-        # Recency-weighted EASE needs each train row's time; a log without times goes without it.
-        if manifest.has_timestamps:
-            train = load_split(prepared, "train", columns=(*COLUMNS, S.TS))
-        out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k, val_df=val)
+        settings = baseline_settings(k, max_users, seed)
+        out["baselines"] = kept_baselines(
+            prepared, manifest, settings, lambda: _baselines(prepared, manifest, train, settings)
+        )
     return out
+
+
+def _baselines(
+    prepared: Path, manifest: PreparedManifest, train: pd.DataFrame, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Every baseline measured on the test users as a model is (``evaluate_baselines``)."""
+    max_users, seed = settings["max_users"], settings["seed"]
+    test = sample_users(load_split(prepared, "test"), max_users, seed)
+    # EASE's lambda is chosen on the validation users (sampled like the test users).
+    val = None
+    if manifest.count("val"):
+        val = sample_users(load_split(prepared, "val"), max_users, seed)
+    # Recency-weighted EASE needs each train row's time; a log without times goes without it.
+    if manifest.has_timestamps:
+        train = load_split(prepared, "train", columns=(*COLUMNS, S.TS))
+    return evaluate_baselines(
+        train, test, manifest.n_users, manifest.n_items, k=settings["k"], val_df=val
+    )
 
 
 def check_inputs(model_dir: Path, model: ModelManifest) -> None:

@@ -38,6 +38,7 @@ from recsys.evaluate.ranking import (
     FactorsFn,
     Interactions,
     ScoreBlockFn,
+    distinct,
     ranking_metrics,
     seen_matrix,
     top_k,
@@ -93,7 +94,7 @@ class RankingTask:
             raise RecsysError("The test ratings are empty, so the model cannot be evaluated.")
         if len(train_df) == 0:
             raise RecsysError("The train ratings are empty, so the model cannot be evaluated.")
-        users = np.unique(te_u.astype(np.int64))  # (m,)
+        users = distinct(te_u.astype(np.int64))  # (m,)
         remap = np.full(n_users, -1, np.int64)
         remap[users] = np.arange(len(users))
         keep = remap[tr_u] >= 0
@@ -102,7 +103,7 @@ class RankingTask:
             seen=seen_matrix(remap[tr_u[keep]], tr_i[keep], len(users), n_items),
             relevant=seen_matrix(remap[te_u], te_i, len(users), n_items),
             popularity=np.bincount(tr_i.astype(np.int64), minlength=n_items),
-            n_train_users=len(np.unique(tr_u)),
+            n_train_users=len(distinct(tr_u)),
         )
 
     def recommend(

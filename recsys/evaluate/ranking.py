@@ -82,6 +82,16 @@ class Interactions:
         return valid & (keys[pos] == query)
 
 
+def distinct(values: ArrayLike) -> np.ndarray:
+    """The sorted distinct values of an integer array, as ``np.unique`` gives them, by one sort:
+    numpy 2.4's ``np.unique`` hashes, which grows much faster than linearly past ~10^5 values
+    (docs/tuning.md, "Distinct values")."""
+    out = np.sort(np.asarray(values).ravel())
+    if out.size:
+        out = out[np.concatenate(([True], out[1:] != out[:-1]))]
+    return out
+
+
 def seen_matrix(
     user_idx: ArrayLike, item_idx: ArrayLike, n_users: int, n_items: int
 ) -> Interactions:
@@ -112,7 +122,7 @@ def seen_matrix(
                 f"{name}[{bad[0]}] = {ids[bad[0]]} is outside [0, {bound}); "
                 "pass the n_users/n_items of the prepared run these indices come from."
             )
-    keys = np.unique(u.astype(np.int64) * n_items + i.astype(np.int64))  # sorted, distinct
+    keys = distinct(u.astype(np.int64) * n_items + i.astype(np.int64))  # sorted, distinct
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
     return Interactions(indptr, (keys % n_items).astype(np.int32), n_users, n_items)
@@ -197,16 +207,21 @@ def top_k_by_factors(
     the tile's candidates, so the evaluated lists are the ones the scoring job publishes, in an
     eighth of the time of the dense block (ml-25m shape, 20,000 users: 2.2 s against 17.5 s).
     """
+    from threadpoolctl import threadpool_limits
+
     from recsys.score.topn import top_k_factored
 
     out = np.empty((n_users, k), dtype=np.int32)
-    for start in range(0, n_users, block_users):
-        stop = min(start + block_users, n_users)
-        factors = factors_fn(np.arange(start, stop, dtype=np.int64))
-        if factors is None:
-            return None
-        rows, items = exclude.pairs(start, stop)
-        out[start:stop] = top_k_factored(*factors, rows, items.astype(np.int64), k)
+    # The kernel's tiles are sized for one core's cache, as in the scoring job: a BLAS thread
+    # pool on such small products spends its time synchronising (docs/tuning.md).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_users, block_users):
+            stop = min(start + block_users, n_users)
+            factors = factors_fn(np.arange(start, stop, dtype=np.int64))
+            if factors is None:
+                return None
+            rows, items = exclude.pairs(start, stop)
+            out[start:stop] = top_k_factored(*factors, rows, items.astype(np.int64), k)
     return out
 
 
@@ -294,7 +309,7 @@ def ranking_metrics(
         "map": float(np.mean(precision_at_hits.sum(axis=1) / ideal)),
         "hit_rate": float(np.mean(n_hits > 0)),
         "mrr": float(np.mean(np.where(n_hits > 0, 1.0 / (first + 1.0), 0.0))),
-        "coverage": np.unique(slots).size / n_items,
+        "coverage": distinct(slots).size / n_items,
         "novelty": float(info.mean()) if info.size else 0.0,
     }
     return {f"{name}@{k}": values[name] for name in METRICS}

@@ -39,6 +39,11 @@ if dag is not None:
         ),  # fmt: skip
         outlets={t.task_id: [a.name for a in t.outlets] for t in dag.tasks if t.outlets},
         timeouts={t.task_id: t.execution_timeout.total_seconds() for t in dag.tasks},
+        trigger_rules={t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule)
+                       for t in dag.tasks},  # fmt: skip
+        # Data goes between tasks as return values only: no Jinja string in any templated field.
+        jinja=sorted({t.task_id for t in dag.tasks for f in t.template_fields
+                      if "{{" in repr(getattr(t, f, ""))}),
     )
     module = next(m for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) == dag.fileloc)  # fmt: skip
@@ -83,15 +88,20 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
         "source": [],
         "prepare": ["source"],
         "train": ["prepare", "source"],
-        "evaluate": ["source", "train"],
-        "gate": ["evaluate", "source", "train"],
-        "refit": ["gate", "source", "train"],
-        "score": ["refit"],
+        "gate": ["source", "train"],
+        "refit_or_serve": ["gate"],
+        "refit": ["refit_or_serve", "source", "train"],
+        "score": ["refit", "refit_or_serve", "source", "train"],
         "publish": ["score", "source"],
         "export": ["publish", "source"],
         "announce": ["export", "publish"],
         "retention": ["publish", "source"],
     }
+    assert "Branch" in out["operators"]["refit_or_serve"]
+    # Score follows the refit, or the branch alone when param refit skipped the refit.
+    assert out["trigger_rules"]["score"] == "none_failed_min_one_success"
+    assert {v for k, v in out["trigger_rules"].items() if k != "score"} == {"all_success"}
+    assert out["jinja"] == []
     # Every heavy step runs on the cluster; the Airflow worker only submits and waits.
     assert out["spark_jobs"] == ["prepare", "refit", "score", "train"]
     assert {out["conn_ids"][t] for t in out["spark_jobs"]} == {"spark_default"}

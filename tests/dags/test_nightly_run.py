@@ -22,7 +22,7 @@ from recsys.score.publish import validate
 
 # export (no store by default: it does nothing) and retention follow publish; announce, export
 TASKS = [
-    "source", "prepare", "train", "evaluate", "gate", "refit", "score", "publish", "export",
+    "source", "prepare", "train", "gate", "refit_or_serve", "refit", "score", "publish", "export",
     "announce", "retention",
 ]  # fmt: skip
 DS = "2026-05-01"

@@ -256,7 +256,13 @@ def test_d_a_backfill_of_the_previous_day_leaves_latest_alone(world):
     assert not moved, f"a run for {BEFORE_D} moved _LATEST backwards: {moved}"
     day = world.root / "recommendations" / f"ds={BEFORE_D}" / storage.LATEST
     assert day.is_file(), f"{day} was not written"
-    _check_table(storage.resolve(str(world.root), "recommendations", BEFORE_D), BEFORE_D)
+    table = storage.resolve(str(world.root), "recommendations", BEFORE_D)
+    _check_table(table, BEFORE_D)
+    # Param refit off: the branch skipped the refit, visibly, and score served train's model.
+    states = run.task_states()
+    assert states["refit"] == "skipped" and states["score"] == "success", states
+    served = storage.read_manifest(storage.read_manifest(table)["model"]["path"])
+    assert not served.get("refit_of"), served
 
 
 def test_e_the_downstream_dag_ran_after_the_first_publish(world):

@@ -1,0 +1,19 @@
+"""The figures a model run recorded when it was trained: the night's one evaluation.
+
+The train step evaluates its model once, with every baseline, and writes the figures into the
+model's manifest; the gate, the report, ``recsys evaluate`` and the nightly summary read them back
+through :func:`model_metrics` instead of ranking the model again. It is the one place that knows
+how the manifest holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recsys.manifests import ModelManifest
+
+
+def model_metrics(model: ModelManifest) -> dict[str, Any]:
+    """``{"test": {...}, "val": {...}, "baselines": {...}}`` as the model run recorded them (a
+    refit: its evaluated twin's, with ``metrics_of`` naming it)."""
+    return dict(model.metrics)
