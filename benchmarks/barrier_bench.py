@@ -16,6 +16,7 @@ Every process it starts is stopped by process group.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def submit(cluster, zip_path: Path, root: Path, workers: int, epochs: int) -> di
     if result.code != 0:
         sys.exit(f"spark-submit failed:\n{result.report()}")
     training = ModelManifest.read(storage.resolve(str(root), "models", DS, run)).training
-    return {"wall": result.seconds, "load": load, **training}
+    return {"wall": result.seconds, "load": load, **dataclasses.asdict(training)}
 
 
 def step_bytes(root: Path, replicas: int) -> dict[str, int]:

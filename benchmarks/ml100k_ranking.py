@@ -59,29 +59,29 @@ def run(args: argparse.Namespace, protocol: str, seed: int | None) -> tuple[floa
     ensure_prepared(args.root, ds, {"input": str(Path(args.data) / "u.data")}, prepare)
     overrides = [*args.set, *([] if seed is None else [f"train.seed={seed}"])]
     manifest, seconds = train(args.root, ds, overrides)
-    metrics, k = manifest.metrics, manifest.train["k"]
+    metrics, k = manifest.metrics, manifest.train.k
     training = manifest.training
-    rows = [(f"model ({manifest.family}, {manifest.objective})", metrics["test"])]
+    rows = [(f"model ({manifest.family}, {manifest.objective})", metrics.test)]
     if not args.no_rating_model:
         rating, _ = train(args.root, ds, [*overrides, "train.objective=rating"])
-        rows.append(("rating model (biased-mf, rating)", rating.metrics["test"]))
-    base = metrics["baselines"]
+        rows.append(("rating model (biased-mf, rating)", rating.metrics.test))
+    base = metrics.baselines
     rows += [("biased baseline", base["biased_baseline"]), ("most popular", base["most_popular"])]
     ease = base.get("ease", {"skipped": "not in this run's metrics"})
     if "skipped" not in ease:
         rows.append((f"EASE (lambda {ease['lambda']:g}, {ease['lambda_from']})", ease))
     print(
         f"\n{protocol}: {manifest.dims.users} users x {manifest.dims.items} items, "
-        f"model trained in {seconds:.0f}s ({training['epochs_run']} epochs, "
-        f"{training['ratings_per_second']:,} rows/s) [{' '.join(overrides) or 'defaults'}]"
+        f"model trained in {seconds:.0f}s ({training.epochs_run} epochs, "
+        f"{training.ratings_per_second:,} rows/s) [{' '.join(overrides) or 'defaults'}]"
     )
     print(f"{'':36s}" + "".join(f"{m + '@' + str(k):>13s}" for m in METRICS))
     for name, m in rows:
         print(f"{name:36s}" + "".join(f"{m[f'{x}@{k}']:13.4f}" for x in METRICS), flush=True)
     if "skipped" in ease:
         print(f"EASE skipped: {ease['skipped']}")
-        return metrics["test"][f"ndcg@{k}"], float("nan")
-    return metrics["test"][f"ndcg@{k}"], ease[f"ndcg@{k}"]
+        return metrics.test[f"ndcg@{k}"], float("nan")
+    return metrics.test[f"ndcg@{k}"], ease[f"ndcg@{k}"]
 
 
 def main() -> int:

@@ -79,14 +79,14 @@ def run_folds(args: argparse.Namespace) -> None:
         source = {"input": str(data / f"u{k}.base"), "test_input": str(data / f"u{k}.test")}
         ensure_prepared(args.root, ds, source, {"split": "given", "val_fraction": 0.05})
         manifest, seconds = train(args.root, ds, args.set)
-        test = manifest.metrics["test"]
+        test = manifest.metrics.test
         training = manifest.training
         rmses.append(test["rmse"])
         maes.append(test["mae"])
         secs.append(seconds)
         print(
             f"u{k}: rmse {test['rmse']:.4f}  mae {test['mae']:.4f}  "
-            f"epochs {training['epochs_run']}  {seconds:.0f}s",
+            f"epochs {training.epochs_run}  {seconds:.0f}s",
             flush=True,
         )
     print(
@@ -101,8 +101,8 @@ def run_leave_last(args: argparse.Namespace) -> None:
     ensure_prepared(args.root, LEAVE_LAST_DS, source, {"split": "leave-last"})
     manifest, seconds = train(args.root, LEAVE_LAST_DS, args.set)
     metrics = manifest.metrics
-    k = manifest.train["k"]
-    model, pop = metrics["test"], metrics["baselines"]["most_popular"]
+    k = manifest.train.k
+    model, pop = metrics.test, metrics.baselines["most_popular"]
     print(f"leave-last on u.data, {seconds:.0f}s [{' '.join(args.set) or 'defaults'}]")
     print(f"{'':14s}{'ndcg@' + str(k):>10s}{'hit_rate@' + str(k):>13s}")
     for name, m in (("model", model), ("most_popular", pop)):
@@ -134,7 +134,7 @@ def run_temporal(args: argparse.Namespace) -> None:
         f"temporal {args.test_fraction:g} on u.data: {len(test):,} test rows of "
         f"{len(np.unique(u)):,} users, {np.count_nonzero(cold):,} rows of "
         f"{len(np.unique(u[cold])):,} cold users; model {seconds:.0f}s, "
-        f"{manifest.training['epochs_run']} epochs [{' '.join(args.set) or 'defaults'}]"
+        f"{manifest.training.epochs_run} epochs [{' '.join(args.set) or 'defaults'}]"
     )
     print(
         f"{'':18s}"

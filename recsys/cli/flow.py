@@ -91,7 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"training the default model ({cfg.train.model}, {cfg.train.objective} objective)...")
     model = run_train(cfg, args.ds)
-    print_metrics(model.manifest.metrics, cfg.train.k, model.manifest.model_version)
+    print_metrics(model.manifest.metrics.to_dict(), cfg.train.k, model.manifest.model_version)
     print(f"model written to {model.path}")
     print(
         "Next: `recsys gate`, `recsys score` and `recsys publish` write the top-N table; "

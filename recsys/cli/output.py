@@ -78,7 +78,7 @@ def print_summary(root: str, k: int) -> None:
     title = f"{model.model_version}: test metrics"
     if model.refit_of:
         title += f" of the evaluated twin run={model.refit_of.run} (refit on every split)"
-    print_metrics(model.metrics, k, title)
+    print_metrics(model.metrics.to_dict(), k, title)
     for ex in out["examples"]:
         t = Table(title=f"user {ex['user']} ({ex['ratings']} ratings)")
         t.add_column("recommended (top 5)")

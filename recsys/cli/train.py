@@ -90,7 +90,7 @@ def _trained(cfg, path, model_version: str, refit_of) -> dict:
     title = model_version
     if refit_of is not None:
         title += f" (refit; held-out metrics of {refit_of.name})"
-    print_metrics(ModelManifest.read(path).metrics, cfg.train.k, title)
+    print_metrics(ModelManifest.read(path).metrics.to_dict(), cfg.train.k, title)
     print(f"written to {path}")
     return {"path": str(path), "model_version": model_version}
 
@@ -98,7 +98,7 @@ def _trained(cfg, path, model_version: str, refit_of) -> dict:
 def cmd_train(args: argparse.Namespace) -> dict:
     """``recsys train``: TensorFlow in this process (``train.workers`` does not apply)."""
     cfg, refit_of = _train_setup(args)
-    from recsys.train.trainer import check_train_config
+    from recsys.config import check_train_config
 
     check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
     from recsys.train.trainer import run_train

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ import numpy as np
 
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
-from recsys.manifests import PreparedManifest
+from recsys.manifests import PreparedManifest, TrainingRecord, WarmRecord
 from recsys.train import runs as user_runs
-from recsys.train.build import build_model, genre_matrix, ranking_settings
+from recsys.train.models.build import build_model, genre_matrix, ranking_settings
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class Start:
     """The compiled model and how it started: warm-start record, step, patience, loss."""
 
     model: Any
-    warm_stats: dict[str, Any]
+    warm_stats: WarmRecord
     learning_rate: float
     patience: int
     ranking: dict[str, Any] | None
@@ -235,7 +235,8 @@ def start_model(
             model.item_freq = item_frequencies(rows[S.ITEM_IDX].to_numpy(), manifest.n_items)
             if warmed and tcfg.warm_fold_in:
                 new_users = np.flatnonzero(warm.user_rows < 0)
-                warm_stats["fold_in"] = fold_in_users(model, new_users, rows, ranking)
+                fold_in = fold_in_users(model, new_users, rows, ranking)
+                warm_stats = replace(warm_stats, fold_in=fold_in)
         model.compile(
             optimizer=SparseTableOptimizer(
                 learning_rate,
@@ -402,38 +403,30 @@ def fit(
         **watch.val_kwargs,
     )
     history = watch.backup.history()  # every epoch, those before a kill included
-    return start.model, history, training_record(tcfg, plan, start, watch, history)
+    return start.model, history, training_record(plan, start, watch, history)
 
 
-def training_record(tcfg: TrainConfig, plan: Plan, start: Start, watch: Watch, history) -> dict:
-    """What the model manifest's ``training`` says of the run."""
+def training_record(plan: Plan, start: Start, watch: Watch, history) -> TrainingRecord:
+    """What the model manifest's ``training`` says of the run (fields: ``TrainingRecord``)."""
     rows = round(plan.steps * plan.global_batch * start.real_share)
-    return {
-        "global_batch": plan.global_batch,
-        "batch_per_replica": plan.per_replica,
-        "replicas": plan.replicas,
-        "steps_per_epoch": plan.steps,
-        "table_learning_rate": start.learning_rate,
-        # The step of each epoch where it decayed on a plateau (what a full refit replays).
-        "table_steps": [float(f"{s:.6g}") for s in history.get("learning_rate", [])],
-        "ranking_loss": start.ranking,
-        # Real rows in the batches (the rest pad user runs; rows/s counts real rows only).
-        "real_row_share": round(start.real_share, 4),
-        "epochs_run": len(watch.backup.seconds),
-        # Epochs done before a kill, restored from the backup (0: the run was not interrupted).
-        "resumed_from_epoch": watch.backup.resumed_from,
-        # The epoch whose weights were kept (early stopping restores the best one): what a
-        # full refit runs for.
-        "best_epoch": _best_epoch(history, watch.monitor),
-        "trained_on": list(plan.splits),
-        # {"from": model run, "users"/"items": rows found by id, "fold_in"} or {"from": None, ...}
-        "warm_start": start.warm_stats,
-        "epoch_seconds": [round(s, 2) for s in watch.backup.seconds],
-        # Wall time at the end of each epoch, validation included: the time-to-quality clock.
-        "elapsed_seconds": [round(s, 1) for s in watch.backup.elapsed],
-        # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
-        "ratings_per_second": round(watch.timer.throughput(rows)),
-    }
+    return TrainingRecord(
+        global_batch=plan.global_batch,
+        batch_per_replica=plan.per_replica,
+        replicas=plan.replicas,
+        steps_per_epoch=plan.steps,
+        table_learning_rate=start.learning_rate,
+        table_steps=[float(f"{s:.6g}") for s in history.get("learning_rate", [])],
+        ranking_loss=start.ranking,
+        real_row_share=round(start.real_share, 4),
+        epochs_run=len(watch.backup.seconds),
+        resumed_from_epoch=watch.backup.resumed_from,
+        best_epoch=_best_epoch(history, watch.monitor),
+        trained_on=list(plan.splits),
+        warm_start=start.warm_stats,
+        epoch_seconds=[round(s, 2) for s in watch.backup.seconds],
+        elapsed_seconds=[round(s, 1) for s in watch.backup.elapsed],
+        ratings_per_second=round(watch.timer.throughput(rows)),
+    )
 
 
 def _best_epoch(history: dict[str, list[float]], monitor: tuple[str, str] | None) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from recsys import schema as S
+from recsys.families import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ def fold_in_users(
     ``rows``: the training rows (user, item and rating columns). Users without a weighted row keep
     their fresh rows.
     """
-    if getattr(model, "family", "") not in ("mf", "biased-mf") or model.objective != "ranking":
+    name = getattr(model, "family", "")
+    if name not in FAMILIES or not FAMILIES[name].fold_in or model.objective != "ranking":
         return {"users": 0, "reason": f"{getattr(model, 'family', '?')} has no fold-in"}
     rows = {c: np.asarray(rows[c]) for c in (S.USER_IDX, S.ITEM_IDX, S.RATING)}
     arrays = model.export_arrays()

@@ -32,7 +32,7 @@ from recsys import schema as S
 from recsys.config import TrainConfig
 from recsys.errors import RecsysError
 from recsys.evaluate.gate import original_ids, published_model
-from recsys.manifests import ModelManifest, PreparedManifest
+from recsys.manifests import ModelManifest, PreparedManifest, WarmRecord
 from recsys.train.optim import DENSE_NAMES, is_table
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,13 @@ class WarmStart:
     same_genres: bool = True
     version: str = ""
 
-    def apply(self, model: Any) -> dict[str, Any]:
+    def apply(self, model: Any) -> WarmRecord:
         """Set ``model``'s variables from the old weights; returns the manifest's record.
 
         Call after ``build_model`` (inside the strategy scope) and before training.
         """
         if self.weights is None:
-            return {"from": None, "reason": self.reason}
+            return WarmRecord(source=None, reason=self.reason)
         copied, kept = [], []
         for key, var in zip(weight_keys(model.weights), model.weights, strict=True):
             old = self.weights.get(key)
@@ -85,14 +85,14 @@ class WarmStart:
                 continue
             var.assign(value)
             copied.append(key)
-        return {
-            "from": str(self.source),
-            "model_version": self.version,
-            "users": int(np.count_nonzero(self.user_rows >= 0)),
-            "items": int(np.count_nonzero(self.item_rows >= 0)),
-            "copied": copied,
-            "kept_fresh": kept,
-        }
+        return WarmRecord(
+            source=str(self.source),
+            model_version=self.version,
+            users=int(np.count_nonzero(self.user_rows >= 0)),
+            items=int(np.count_nonzero(self.item_rows >= 0)),
+            copied=copied,
+            kept_fresh=kept,
+        )
 
 
 def weight_keys(weights: list[Any]) -> list[str]:
@@ -214,7 +214,9 @@ def _load_weights(path: Path) -> dict[str, np.ndarray]:
     """Every variable of a saved model by ``weight_keys``; RecsysError when it will not load."""
     import keras
 
-    import recsys.train.models  # noqa: F401  (registers the model classes for loading)
+    from recsys.train.models.build import register_all
+
+    register_all()  # Keras finds the saved model's class by its registered name
 
     if not path.is_file():
         raise RecsysError(f"{path} is missing")

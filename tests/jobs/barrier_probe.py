@@ -25,7 +25,7 @@ def train(split_dir: str) -> dict[str, list]:
 
     from recsys.config import TrainConfig
     from recsys.train.data import ratings_dataset
-    from recsys.train.models import MODELS
+    from recsys.train.models.build import model_class
     from recsys.train.optim import SparseTableOptimizer
     from recsys.train.strategy import make_strategy
     from recsys.train.trainer import compile_options
@@ -36,7 +36,7 @@ def train(split_dir: str) -> dict[str, list]:
     for family, objective, method in CASES:
         keras.utils.set_random_seed(0)
         with strategy.scope():
-            model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective)
+            model = model_class(family)(20, 30, dim=4, init_scale=0.3, seed=1, objective=objective)
             model.build()
             model.xla = False
             rate = 0.1 if method == "adagrad" else 0.001

@@ -108,13 +108,13 @@ def test_a_failed_stage_is_told_by_the_worker_s_own_line():
 
 def test_a_refit_trains_on_tonight_s_workers_not_the_evaluated_model_s():
     pytest.importorskip("tensorflow")
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from recsys.config import Config, TrainConfig
     from recsys.train.trainer import refit_config
 
     class Evaluated:
-        train = asdict(TrainConfig(workers=4, epochs=7))
+        train = TrainConfig(workers=4, epochs=7)
         best_epoch = 5
 
     cfg = Config()

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from recsys.config import TrainConfig
+from recsys.config import TrainConfig, check_train_config
 from recsys.errors import RecsysError
 from recsys.train.strategy import worker_count
-from recsys.train.trainer import auto_global_batch, check_train_config, compile_options
+from recsys.train.trainer import auto_global_batch, compile_options
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_row_sparse_update_sums_repeated_rows_once(method):
 )
 def test_user_runs_serve_the_factored_sampled_softmax_only(change, n_items, batch, group, in_batch):
     from recsys.manifests import PreparedManifest
-    from recsys.train.build import ranking_settings
+    from recsys.train.models.build import ranking_settings
 
     manifest = PreparedManifest(
         ds="d", run="r", n_users=10, n_items=n_items, counts={"train": 10}, global_mean=3.5

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from recsys.train.data import ratings_dataset
-    from recsys.train.models import MODELS
+    from recsys.train.models.build import model_class
     from recsys.train.optim import SparseTableOptimizer
     from recsys.train.strategy import make_strategy
     from recsys.train.trainer import compile_options
@@ -45,7 +45,8 @@ SCRIPT = textwrap.dedent(
         strategy = make_strategy(devices)
         with strategy.scope():
             kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
-            model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective, **kw)
+            cls = model_class(family)
+            model = cls(20, 30, dim=4, init_scale=0.3, seed=1, objective=objective, **kw)
             model.build()
             model.xla = jit and len(devices) == 1
             options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
@@ -143,3 +144,20 @@ def test_make_strategy_logs_version_and_devices(caplog):
     )
     make_strategy(["/cpu:0", "/cpu:1"])
     assert caplog.messages[-1].endswith("MirroredStrategy over /cpu:0, /cpu:1, 2 replica(s)")
+
+
+def test_each_registered_family_builds_and_exports_what_it_declares():
+    """A family's Keras class carries its registry name and exports the arrays it declares."""
+    from recsys.families import FAMILIES
+    from recsys.train.models.build import model_class
+
+    for name, spec in FAMILIES.items():
+        model = model_class(name)(20, 30, dim=4, objective="ranking")
+        model.build()
+        assert model.family == name
+        exported = set(model.export_arrays())
+        for array in spec.arrays:
+            if "<k>" in array:  # one per dense layer of the tower
+                assert any(a.startswith(array.split("<k>")[0]) for a in exported), (name, array)
+            else:
+                assert array in exported, (name, array)

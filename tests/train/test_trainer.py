@@ -55,7 +55,7 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     else:
         assert "rmse" not in metrics["test"]
         # 150 items, fewer than the 512 sampled candidates: the softmax runs over all of them.
-        assert m.training["ranking_loss"]["negatives"] == 0
+        assert m.training.ranking_loss["negatives"] == 0
     for name in ("report.md", "report.png", "history.json", "arrays.npz"):
         assert (result.path / name).is_file()
     assert any((result.path / "tensorboard").rglob("*tfevents*"))
