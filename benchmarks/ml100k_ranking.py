@@ -45,7 +45,7 @@ METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "coverage", "novelt
 
 
 def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = load_config(overrides=overrides, root=root, spark=SPARK)
     started = time.perf_counter()

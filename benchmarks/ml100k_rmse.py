@@ -7,7 +7,7 @@
 Each fold ``k`` (u{k}.base as train, u{k}.test as test, 5% of train carved out as validation for
 early stopping) is prepared once with recsys's own ``prepare`` (``--split given``) into ``--root``
 under ``ds=2000-01-0k`` and reused by later runs. Every fold is then trained with
-``recsys.train.trainer.run_train`` on the rating defaults of ``TrainConfig``
+``recsys.train.step.run_train`` on the rating defaults of ``TrainConfig``
 (``--objective rating``) plus the ``--set`` overrides, and the script prints per-fold test
 RMSE / MAE, their means and the seconds each fold took.
 ``--folds 1`` runs u1 only (quick iterations).
@@ -62,7 +62,7 @@ def ensure_prepared(root: str, ds: str, source: dict[str, str], prepare: dict) -
 
 def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
     """Train on the prepared run of ``ds``; returns the model manifest and wall seconds."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     # The rating models (the default objective is ranking, which has no RMSE).
     cfg = load_config(overrides=["train.objective=rating", *overrides], root=root, spark=SPARK)

@@ -51,8 +51,8 @@ from recsys.data.formats import FormatSpec, Located, locate
 from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthesize
 from recsys.errors import RecsysError
 from recsys.evaluate.baselines import MostPopular
-from recsys.evaluate.gate import original_ids
 from recsys.evaluate.protocol import RankingTask
+from recsys.lineage import original_ids
 
 NIGHT1, NIGHT2 = "2026-07-01", "2026-07-02"
 COLUMNS = RATINGS_HEADER.split(",")  # userId, movieId, rating, timestamp
@@ -183,7 +183,7 @@ def nan_if_none(value: float | None) -> float:
 
 
 def timed_train(cfg, ds, run, prepared_run=None, refit_of=None):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     started = time.perf_counter()
     result = run_train(cfg, ds, run, ds if prepared_run else None, prepared_run, refit_of)

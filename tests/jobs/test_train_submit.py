@@ -182,14 +182,14 @@ def test_more_workers_than_slots_fail_at_once(
 
 
 def _worker_pids() -> dict[int, int]:
-    """{TF_CONFIG task index: pid} of the running recsys.train.worker processes."""
+    """{TF_CONFIG task index: pid} of the running recsys.train.launch.worker processes."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"recsys.train.worker" not in cmdline:
+            if b"recsys.train.launch.worker" not in cmdline:
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:

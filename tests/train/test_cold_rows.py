@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 @pytest.fixture(scope="module")
 def temporal(spark, tmp_path_factory, synthetic_run):
     """A synthetic log split at one global time cutoff (80/20): many test users are cold."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(
         tmp_path_factory.mktemp("cold"),

@@ -133,7 +133,7 @@ def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negati
     Measured with these defaults: 0.429 (full) and 0.432 (sampled) against 0.379 for popularity
     and 0.194 for the rating baseline; the planted model itself reaches 0.63.
     """
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = load_config(
         root=synthetic_root,

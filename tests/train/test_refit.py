@@ -18,7 +18,7 @@ from recsys.manifests import ModelManifest
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory, synthetic_run):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(tmp_path_factory.mktemp("refit"), (120, 80, 3000), 2, "2026-04-01")
     cfg = load_config(root=root, train={"epochs": 4, "dim": 8, "patience": 1, "seed": 3})
@@ -71,7 +71,7 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
     import logging
     import shutil
 
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root, evaluated = trained
     m = run_train(load_config(root=root), "2026-04-01", "continued", refit_of=evaluated.path)
@@ -91,7 +91,7 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
     storage.commit(paths, manifest)
     cfg = load_config(root=root, train={"epochs": 2, "dim": 8, "seed": 3})
     only = run_train(cfg, "2026-04-02", "all-train", "2026-04-02", "all-train")
-    with caplog.at_level(logging.INFO, logger="recsys.train.trainer"):
+    with caplog.at_level(logging.INFO, logger="recsys.train.step"):
         refit = run_train(load_config(root=root), "2026-04-02", "refit", refit_of=only.path)
     assert refit.manifest.training.trained_on == ["train", "val", "test"]
     assert refit.manifest.training.continued_on is None
@@ -103,8 +103,8 @@ def test_a_full_refit_replays_the_evaluated_models_steps(trained, tmp_path):
     evaluated model's step of each epoch instead (``training.table_steps``)."""
     from recsys.config import resolve_train
     from recsys.manifests import PreparedManifest
-    from recsys.train.fitting import fit
-    from recsys.train.trainer import refit_job
+    from recsys.train.loop import fit
+    from recsys.train.step import refit_job
 
     root, evaluated = trained
     ev = evaluated.manifest
@@ -118,10 +118,10 @@ def test_a_full_refit_replays_the_evaluated_models_steps(trained, tmp_path):
     assert resolve_train(cfg.train).epochs == 3
     prepared = ev.prepared.folder
     _, _, stats = fit(
-        cfg, prepared, PreparedManifest.read(prepared), "2026-04-01", tmp_path,
-        ("train", "val", "test"), None, [0.004, 0.001],
+        cfg.train, prepared, PreparedManifest.read(prepared), tmp_path, tmp_path / "backup",
+        ("train", "val", "test"), steps=[0.004, 0.001],
     )  # fmt: skip
-    assert stats["table_steps"] == [0.004, 0.001, 0.001]
+    assert stats.table_steps == [0.004, 0.001, 0.001]
 
 
 def test_a_refit_of_a_model_trained_before_a_setting_was_renamed_or_added(monkeypatch):
@@ -129,7 +129,7 @@ def test_a_refit_of_a_model_trained_before_a_setting_was_renamed_or_added(monkey
     older recsys would have written them (a renamed setting, a missing one, a retired one)."""
     from recsys import manifests
     from recsys.config import TrainConfig, resolve_train
-    from recsys.train.trainer import refit_config
+    from recsys.train.step import refit_config
 
     fixture = Path(__file__).parents[1] / "fixtures" / "model_manifest_2026-12.json"
     data = json.loads(fixture.read_text())

@@ -32,7 +32,7 @@ def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     prepared_root, monkeypatch, caplog
 ):
     from recsys.train import resume
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = load_config(root=prepared_root, train=TRAIN)
     whole = run_train(cfg, DS, "whole")
@@ -53,7 +53,7 @@ def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     assert [p.name for p in backups.rglob(resume.RECORD)] == [resume.RECORD]
     armed["kill_after"] = -1
 
-    with caplog.at_level(logging.INFO, logger="recsys.train.resume"):
+    with caplog.at_level(logging.INFO, logger="recsys.train.callbacks.resume"):
         again = run_train(cfg, DS, "killed")
     assert "resumed from epoch 3" in [r.getMessage().split(" (")[0] for r in caplog.records]
 
@@ -86,8 +86,8 @@ def test_a_sigkilled_training_process_resumes_with_the_same_record(prepared_root
     import sys
     import time
 
-    from recsys.train.resume import backed_up_epochs
-    from recsys.train.trainer import run_train
+    from recsys.train.callbacks.resume import backed_up_epochs
+    from recsys.train.step import run_train
 
     ds = "2026-01-09"
     cfg = load_config(root=prepared_root, train=TRAIN)

@@ -33,8 +33,8 @@ SCRIPT = textwrap.dedent(
     from recsys.train.data import ratings_dataset
     from recsys.train.models.build import model_class
     from recsys.train.optim import SparseTableOptimizer
-    from recsys.train.strategy import make_strategy
-    from recsys.train.trainer import compile_options
+    from recsys.train.launch.strategy import make_strategy
+    from recsys.train.plan import compile_options
     from recsys.config import TrainConfig
 
     split_dir, family, jit, objective = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
@@ -120,7 +120,7 @@ def test_two_replicas_match_one(split_dir, family, jit, objective, method):
 def test_device_kind_names_the_gpus_or_says_there_is_none(monkeypatch):
     import tensorflow as tf
 
-    from recsys.train.strategy import device_kind
+    from recsys.train.launch.strategy import device_kind
 
     gpus = [SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(2)]
     details = {gpus[0].name: {"device_name": "NVIDIA A100"}, gpus[1].name: {}}
@@ -134,9 +134,9 @@ def test_device_kind_names_the_gpus_or_says_there_is_none(monkeypatch):
 def test_make_strategy_logs_version_and_devices(caplog):
     import tensorflow as tf
 
-    from recsys.train.strategy import device_kind, make_strategy
+    from recsys.train.launch.strategy import device_kind, make_strategy
 
-    caplog.set_level(logging.INFO, logger="recsys.train.strategy")
+    caplog.set_level(logging.INFO, logger="recsys.train.launch.strategy")
     make_strategy(["/cpu:0"])
     assert caplog.messages[-1] == (
         f"TensorFlow {tf.__version__} on {device_kind()}: "

@@ -29,6 +29,7 @@ from recsys.manifests import (
     RecommendationsManifest,
     RunRef,
     TrainingRecord,
+    WarmRecord,
 )
 
 pytest.importorskip("tensorflow")
@@ -103,7 +104,7 @@ def tcfg(**overrides) -> TrainConfig:
 @pytest.fixture(scope="module")
 def nights(spark, tmp_path_factory, synthetic_run):
     """The root, both prepared runs and night 1's trained models by family."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(tmp_path_factory.mktemp("warm"), (100, 70, 2500), 4, NIGHT1)
     night1 = storage.latest(root, "prepared")
@@ -122,14 +123,14 @@ def _by_id(prepared, table, idx, id_col) -> pd.Series:
 @pytest.mark.parametrize("family", ["biased-mf", "neumf"])
 def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
     from recsys.train.models.build import build_model, genre_matrix, ranking_settings
-    from recsys.train.warm import load_warm_start
+    from recsys.train.warm import Origin, load_warm_start
 
     root, night1, night2, models = nights
     cfg = tcfg(model=family, warm_start=True)
     manifest = PreparedManifest.read(night2)
     features = genre_matrix(night2 / "items", manifest.n_items)
     ranking = ranking_settings(cfg, manifest, 256)
-    start = load_warm_start(root, cfg, night2, manifest, models[family])
+    start = load_warm_start(cfg, night2, manifest, Origin(models[family], required=True))
     model = build_model(cfg, manifest, features, ranking)
     cold = build_model(cfg, manifest, features, ranking)  # the same seeds: the fresh rows
     record = start.apply(model)
@@ -174,13 +175,13 @@ def test_fold_in_solves_only_the_rows_of_users_new_tonight(nights, family):
     from recsys.splits import load_split
     from recsys.train.foldin import fold_in_users
     from recsys.train.models.build import build_model, ranking_settings
-    from recsys.train.warm import load_warm_start
+    from recsys.train.warm import Origin, load_warm_start
 
     root, _, night2, models = nights
     cfg = tcfg(model=family, warm_start=True)
     manifest = PreparedManifest.read(night2)
     ranking = ranking_settings(cfg, manifest, 256)
-    start = load_warm_start(root, cfg, night2, manifest, models[family])
+    start = load_warm_start(cfg, night2, manifest, Origin(models[family], required=True))
     model = build_model(cfg, manifest, None, ranking)
     start.apply(model)
     table = "user_emb" if family == "biased-mf" else "user_gmf"
@@ -249,15 +250,18 @@ def test_a_source_that_will_not_do_gives_one_line_and_a_cold_start(
     monkeypatch.setattr(warm, "find_source", lambda _root: found)
     cfg = tcfg(warm_start=True, **{"model": "biased-mf", **train})
     with caplog.at_level(logging.INFO, logger="recsys.train.warm"):
-        start = warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2))
+        start = warm.load_warm_start(
+            cfg, night2, PreparedManifest.read(night2), warm.origin(root, cfg)
+        )
     assert start.weights is None and why in start.reason
     said = [r.getMessage() for r in caplog.records if r.name.startswith("recsys")]
     assert said == [f"cold start: {start.reason}"]
-    assert start.apply(object()) == {"from": None, "reason": start.reason}
+    assert start.apply(object()) == WarmRecord(source=None, reason=start.reason)
     # An explicit source (a continue refit) must not start cold.
     if found is not None:
         with pytest.raises(RecsysError, match="cannot start from"):
-            warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2), found)
+            explicit = warm.origin(root, cfg, found)
+            warm.load_warm_start(cfg, night2, PreparedManifest.read(night2), explicit)
 
 
 def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
@@ -271,9 +275,10 @@ def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
     shutil.copytree(night2, other)
     manifest = replace(PreparedManifest.read(night2), split={"kind": "random"})
     (other / "manifest.json").write_text(manifest.to_json())
-    start = load_warm_start(root, tcfg(), other, manifest, None)
+    start = load_warm_start(tcfg(), other, manifest, warm.origin(root, tcfg()))
     assert start.reason == "train.warm_start is off"
-    start = load_warm_start(root, tcfg(warm_start=True), other, manifest, None)
+    warmed = tcfg(warm_start=True)
+    start = load_warm_start(warmed, other, manifest, warm.origin(root, warmed))
     assert start.weights is None and "split" in start.reason
 
 
@@ -293,7 +298,7 @@ def _publish(root, ds, run, model_dir):
 
 
 def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root, _, night2, models = nights
     _publish(root, NIGHT1, "served", models["biased-mf"])
@@ -327,7 +332,7 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
 
 def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(nights):
     from recsys.train.models.build import build_model
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
     from recsys.train.warm import find_source
 
     root, night1, _, models = nights
@@ -359,7 +364,7 @@ def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(night
 
 def test_refit_config_takes_the_mode_from_the_command_and_never_warm_starts():
     from recsys.config import check_train_config
-    from recsys.train.trainer import refit_config
+    from recsys.train.step import refit_config
 
     evaluated = ModelManifest(
         ds="2026-01-01",

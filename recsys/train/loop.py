@@ -1,17 +1,20 @@
-"""One training run: the batch plan, the model and its start, the callbacks, Keras ``fit``.
+"""The training loop: plan the batches, build and compile the model, set the callbacks, Keras
+``fit``.
 
-``fit`` is what ``recsys train`` (``recsys.train.trainer``) and the benchmarks call: a prepared
-run's splits in, a trained Keras model, its history and the training record out. Nothing here
-writes a run folder; the trainer exports, evaluates and commits.
+``fit`` is what the train step (``recsys.train.step``) and the benchmarks call: a prepared run's
+splits, where to start (``warm.Origin``, decided by the step) and where to keep the backup in; a
+trained Keras model, its history and the training record out. It knows no storage root, no run
+date and no manifest of a model run: the step decides those, exports, evaluates and commits.
+
+The pieces of one step of training live with the model (``RecModel.train_step`` in
+``models/base.py``, the ranking loss in ``ranking.py``); the callbacks in ``callbacks/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,126 +22,14 @@ import keras
 import numpy as np
 
 from recsys import schema as S
-from recsys.config import Config, TrainConfig, resolve_train
+from recsys.config import TrainConfig, resolve_train
 from recsys.manifests import PreparedManifest, TrainingRecord, WarmRecord
 from recsys.train import runs as user_runs
 from recsys.train.models.build import build_model, genre_matrix, ranking_settings
+from recsys.train.plan import Plan, compile_options, plan_run, table_learning_rate
+from recsys.train.warm import COLD, Origin
 
 log = logging.getLogger(__name__)
-
-MIN_STEPS_PER_EPOCH = 300  # the automatic batch keeps at least this many steps per epoch
-MAX_AUTO_GLOBAL_BATCH = 16384  # measured best throughput per step on the 2-core CPU
-# train.learning_rate is the tables' step at this global batch; other batches scale it linearly.
-LR_REFERENCE_BATCH = 256
-
-
-def auto_global_batch(n_train: int) -> int:
-    """A power of two giving >= ~300 steps per epoch, between 256 and 16384."""
-    target = max(1, n_train // MIN_STEPS_PER_EPOCH)
-    return int(min(MAX_AUTO_GLOBAL_BATCH, max(256, 2 ** int(math.log2(target)))))
-
-
-def table_learning_rate(
-    learning_rate: float, global_batch: int, method: str = "adagrad", warm: bool = False
-) -> float:
-    """The tables' step for ``global_batch``: ``learning_rate`` scaled by batch / 256 (Adagrad)
-    or by sqrt(batch / 256) (lazy Adam from random rows).
-
-    Lazy Adam (``method="adam"``) normalises each gradient by its running scale, so the mean-loss
-    shrinkage with the batch does not reach its step; but a large batch takes fewer steps an
-    epoch, and a cold run at the batch-256 step needs far more epochs on a big log (ml-25m shape:
-    val NDCG@10 0.042 after 3 epochs at sqrt scaling, 0.021 without). The decay on plateau
-    (``train.decay``) then brings the step down. A warm run (``warm``) starts near its optimum
-    and takes its step as given.
-
-    Row-wise Adagrad's update is in effect SGD on a mean loss, whose gradients shrink as the
-    batch grows; scaling keeps each rating's pull on its rows the same whatever the data size or
-    number of replicas (measured: docs/tuning.md).
-    """
-    if method == "adam":
-        scale = 1.0 if warm else math.sqrt(global_batch / LR_REFERENCE_BATCH)
-        return float(learning_rate) * scale
-    return float(learning_rate) * global_batch / LR_REFERENCE_BATCH
-
-
-def compile_options(tcfg: TrainConfig, replicas: int, steps: int) -> dict[str, Any]:
-    """Steps per execution for ``model.compile`` (``steps`` must be a multiple of it).
-
-    Keras' own XLA stays off: with one replica the model compiles its step as XLA islands
-    (``RecModel.island``) with the big matmuls outside, which is faster on CPU than a whole XLA
-    step. With several replicas Keras 3.15 can do neither: an XLA-compiled step cannot reach
-    variables mirrored on another device, and multi-step execution over a distributed iterator
-    fails in ``has_next``.
-    """
-    if replicas > 1:
-        return {"jit_compile": False, "steps_per_execution": 1}
-    return {"jit_compile": False, "steps_per_execution": steps_per_call(steps)}
-
-
-def steps_per_call(steps: int, most: int = 64) -> int:
-    """Steps in one call of the train function: at most ``most``, as even as ``steps`` allows."""
-    return max(1, steps // math.ceil(steps / most))
-
-
-def epoch_steps(n_rows: int, global_batch: int, replicas: int) -> int:
-    """Steps per epoch: whole batches, rounded down to whole calls of ``steps_per_call``.
-
-    Keras runs whole calls, so an epoch of 362 steps at 64 a call would train 384; rounding to
-    6 calls of 60 steps keeps the epoch (and the rows/s figures) what it says.
-    """
-    steps = max(1, n_rows // global_batch)
-    if replicas > 1:
-        return steps
-    return steps - steps % steps_per_call(steps)
-
-
-def _checkpoint_dir(
-    root: str, ds: str, prepared: Path, tcfg: TrainConfig, splits: tuple[str, ...] = ("train",)
-) -> Path:
-    """Where a killed run's backup waits: same ds, prepared run, splits and settings -> same
-    folder."""
-    key = {"prepared": str(prepared.resolve()), "train": asdict(tcfg)}
-    if splits != ("train",):
-        key["splits"] = list(splits)
-    key = json.dumps(key, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(root) / "models" / "_checkpoints" / f"ds={ds}" / digest
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one run walks its rows: the splits trained on, the batch and the steps."""
-
-    splits: tuple[str, ...]
-    trained: list[str]  # the splits that have rows
-    n_train: int
-    n_val: int  # validation rows steering early stopping (0: none)
-    replicas: int
-    per_replica: int
-    global_batch: int
-    steps: int
-    group: int = 1  # rows per user run of a batch (train.user_group where the loss uses it)
-
-
-def plan_run(tcfg: TrainConfig, manifest: PreparedManifest, splits, replicas: int) -> Plan:
-    """The batch plan of ``splits``; validation steers only a run on the train split alone."""
-    n_train = sum(manifest.count(s) for s in splits)
-    per_replica = tcfg.batch_per_replica or max(1, auto_global_batch(n_train) // replicas)
-    global_batch = per_replica * replicas
-    group = 1
-    if tcfg.objective == "ranking":
-        group = ranking_settings(tcfg, manifest, per_replica)["group"]
-    return Plan(
-        splits=tuple(splits),
-        trained=[s for s in splits if manifest.count(s)],
-        n_train=n_train,
-        n_val=manifest.count("val") if tuple(splits) == ("train",) else 0,
-        replicas=replicas,
-        per_replica=per_replica,
-        global_batch=global_batch,
-        steps=epoch_steps(n_train, global_batch, replicas),
-        group=group,
-    )
 
 
 def _input_fns(tcfg: TrainConfig, prepared: Path, plan: Plan, done_epochs: int = 0):
@@ -190,13 +81,12 @@ class Start:
 
 
 def start_model(
-    root: str,
     tcfg: TrainConfig,
     prepared: Path,
     manifest: PreparedManifest,
     plan: Plan,
     strategy,
-    warm_from: Path | None,
+    origin: Origin,
 ) -> Start:
     """Build and compile the model under ``strategy``, from random rows or a warm start.
 
@@ -209,7 +99,7 @@ def start_model(
     from recsys.train.ranking import check_positives, item_frequencies
     from recsys.train.warm import load_warm_start
 
-    warm = load_warm_start(root, tcfg, prepared, manifest, warm_from)
+    warm = load_warm_start(tcfg, prepared, manifest, origin)
     features = genre_matrix(prepared / "items", manifest.n_items) if tcfg.genres else None
     ranking = None
     if tcfg.objective == "ranking":
@@ -262,33 +152,30 @@ class Watch:
 
 
 def watch_run(
-    root: str,
     tcfg: TrainConfig,
     prepared: Path,
     manifest: PreparedManifest,
-    ds: str,
     plan: Plan,
     start: Start,
     workdir: Path,
     validation_data,
+    backup: Path,
     steps: list[float] | None = None,
-    backup: Path | None = None,
 ) -> Watch:
     """Timer, validation, early stopping, progress, backup and TensorBoard callbacks.
 
     Order matters: the timer stops before the ranking validation runs, early stopping reads the
-    validator's key, the progress line reads all three, and the backup
-    (``recsys.train.resume``) records their state after them (a kill during validation costs
-    the epoch, which the resumed run trains again). A ranking model is judged by its top-k
+    validator's key, the progress line reads all three, and the backup (``callbacks.resume``)
+    records their state after them (a kill during validation costs the epoch, which the resumed
+    run trains again). A ranking model is judged by its top-k
     lists, so its validation split is ranked after every epoch and early stopping follows its
     NDCG; a refit runs its fixed number of epochs.
     """
-    from recsys.train.callbacks import RankingValidation, TrainTimer
-    from recsys.train.progress import EpochProgress
-    from recsys.train.resume import RecordedBackup
+    from recsys.train.callbacks.progress import EpochProgress, TrainTimer
+    from recsys.train.callbacks.resume import RecordedBackup
+    from recsys.train.callbacks.validation import RankingValidation
 
     timer = TrainTimer()
-    backup = backup or _checkpoint_dir(root, ds, prepared, tcfg, plan.splits)
     callbacks = [timer]
     val_kwargs, monitor = {}, ("val_rmse" if plan.n_val else "rmse", "min")
     if tcfg.objective == "ranking":
@@ -344,27 +231,26 @@ def watch_run(
 
 
 def fit(
-    cfg: Config,
+    tcfg: TrainConfig,
     prepared: Path,
     manifest: PreparedManifest,
-    ds: str,
     workdir: Path,
+    backup: Path,
     splits: tuple[str, ...] = ("train",),
-    warm_from: Path | None = None,
+    origin: Origin = COLD,
     steps: list[float] | None = None,
-    backup: Path | None = None,
 ):
     """Train on ``splits``; returns the model, the Keras history and the training record.
 
-    The model starts from ``warm_from`` or, with ``train.warm_start``, from the model served
-    last night (``recsys.train.warm``); the optimiser state always starts fresh. ``steps``
-    replays another run's step of each epoch (a full refit of a model whose step decayed).
-    ``backup``: the folder of the backup a killed run resumes from (default: under
-    ``models/_checkpoints``).
+    The model starts from ``origin`` (``recsys.train.warm``); the optimiser state always starts
+    fresh. ``steps`` replays another run's step of each epoch (a full refit of a model whose step
+    decayed). ``backup``: the folder of the backup a killed run resumes from; ``workdir`` gets
+    the TensorBoard logs.
     """
-    from recsys.train.strategy import make_strategy
+    from recsys.train.callbacks.resume import backed_up_epochs
+    from recsys.train.launch.strategy import make_strategy
 
-    tcfg = resolve_train(cfg.train)
+    tcfg = resolve_train(tcfg)
     keras.utils.set_random_seed(tcfg.seed)
     strategy = make_strategy()
     plan = plan_run(tcfg, manifest, splits, strategy.num_replicas_in_sync)
@@ -374,25 +260,11 @@ def fit(
         plan.per_replica,
         plan.steps,
     )
-    from recsys.train.resume import backed_up_epochs
-
-    backup = backup or _checkpoint_dir(cfg.root, ds, prepared, tcfg, plan.splits)
-    done = backed_up_epochs(backup)
-    train_fn, val_fn = _input_fns(tcfg, prepared, plan, done)
-    start = start_model(cfg.root, tcfg, prepared, manifest, plan, strategy, warm_from)
+    train_fn, val_fn = _input_fns(tcfg, prepared, plan, backed_up_epochs(backup))
+    start = start_model(tcfg, prepared, manifest, plan, strategy, origin)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
     watch = watch_run(
-        cfg.root,
-        tcfg,
-        prepared,
-        manifest,
-        ds,
-        plan,
-        start,
-        workdir,
-        validation_data,
-        steps,
-        backup,
+        tcfg, prepared, manifest, plan, start, workdir, validation_data, backup, steps
     )
     start.model.fit(
         strategy.distribute_datasets_from_function(train_fn),

@@ -1,18 +1,22 @@
 """The train step: a prepared run in, a model run out (``recsys train``).
 
-Reads the prepared run's manifest, trains (``recsys.train.fitting.fit``: early stopping on the
-validation split with the best weights restored, a backup a killed run resumes from, TensorBoard
-logs, fixed seeds), exports ``model.keras`` plus the numpy arrays the scoring kernels need,
+It decides, the loop trains. ``run_train`` reads the job (the prepared run, or the evaluated model
+a refit refits), decides where the run starts (cold, warm from the model served last night, or
+continuing the evaluated model: ``recsys.train.warm.origin``) and where its backup waits
+(``backup_dir``); then ``recsys.train.loop.fit`` trains (early stopping on the validation split
+with the best weights restored, a backup a killed run resumes from, TensorBoard logs, fixed
+seeds); then the step exports ``model.keras`` plus the numpy arrays the scoring kernels need,
 evaluates with numpy only, and commits ``models/ds=<ds>/run=<run>/`` with ``manifest.json`` last.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ import numpy as np
 
 from recsys import integrity, storage
 from recsys import schema as S
-from recsys.config import Config, resolve_train
+from recsys.config import Config, TrainConfig, resolve_train
 from recsys.errors import RecsysError
 from recsys.manifests import (
     Dims,
@@ -32,17 +36,8 @@ from recsys.manifests import (
     TrainingRecord,
     read_metrics,
 )
-from recsys.train.fitting import (  # noqa: F401  (the step's helpers, importable from here)
-    LR_REFERENCE_BATCH,
-    MAX_AUTO_GLOBAL_BATCH,
-    MIN_STEPS_PER_EPOCH,
-    auto_global_batch,
-    compile_options,
-    epoch_steps,
-    fit,
-    steps_per_call,
-    table_learning_rate,
-)
+from recsys.train.loop import fit
+from recsys.train.warm import COLD, Origin, origin
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +55,7 @@ class TrainJob:
     prepared: Path
     manifest: PreparedManifest
     splits: tuple[str, ...] = ("train",)
-    warm_from: Path | None = None
+    start: Origin = COLD  # where the loop starts (decided here, never by the loop)
     evaluated: ModelManifest | None = None
     refit_of: Path | None = None
     steps: list[float] | None = None  # the tables' step of each epoch, replayed (a full refit)
@@ -109,9 +104,10 @@ def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
         # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
         # random rows (docs/tuning.md, "Warm start").
         splits, warm_from = ("train", "val", "test"), evaluated.warm_source
+    start = origin(cfg.root, cfg.train, warm_from)  # the refit's start: never last night's
     # A full refit has no validation to decay on: it replays the evaluated model's steps.
     steps = evaluated.training.table_steps or None if splits != ("val", "test") else None
-    return cfg, TrainJob(prepared, manifest, splits, warm_from, evaluated, refit_of, steps)
+    return cfg, TrainJob(prepared, manifest, splits, start, evaluated, refit_of, steps)
 
 
 def check_job(cfg: Config, job: TrainJob) -> None:
@@ -208,32 +204,61 @@ def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, 
     )
 
 
+def backup_dir(root: str, ds: str, job: TrainJob, tcfg: TrainConfig) -> Path:
+    """Where a killed run's backup waits: same ds, prepared run, splits and settings -> same
+    folder."""
+    key = {"prepared": str(job.prepared.resolve()), "train": asdict(tcfg)}
+    if job.splits != ("train",):
+        key["splits"] = list(job.splits)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(root) / "models" / "_checkpoints" / f"ds={ds}" / digest
+
+
 def train_as_peer(cfg: Config, job: TrainJob, ds: str) -> None:
     """A worker other than the chief of a multi-worker run: trains in step with the chief
     (every variable update is a collective), writing its backup and logs to scratch space that
     is removed afterwards. A chief resuming from its backup is joined from a copy of that backup,
     so that every worker restarts at the same epoch and weights."""
-    from recsys.train.fitting import _checkpoint_dir
-
     scratch = Path(tempfile.mkdtemp(prefix="recsys-peer-"))
     try:
-        chief_backup = _checkpoint_dir(cfg.root, ds, job.prepared, cfg.train, job.splits)
+        chief_backup = backup_dir(cfg.root, ds, job, cfg.train)
         backup = scratch / "backup"
         if chief_backup.is_dir():
             shutil.copytree(chief_backup, backup)
         fit(
-            cfg,
-            job.prepared,
-            job.manifest,
-            ds,
-            scratch,
-            job.splits,
-            job.warm_from,
-            job.steps,
-            backup,
+            cfg.train, job.prepared, job.manifest, scratch, backup, job.splits, job.start, job.steps
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_job(
+    cfg: Config,
+    ds: str,
+    run: str | None,
+    prepared_ds: str | None,
+    prepared_run: str | None,
+    refit_of: Path | None,
+) -> tuple[Config, TrainJob]:
+    """The run's settings (resolved and checked) and its job, its start decided."""
+    job = None
+    if refit_of is not None:
+        cfg, job = refit_job(cfg, refit_of)
+    cfg = replace(cfg, train=resolve_train(cfg.train))
+    if job is None:
+        prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
+        job = TrainJob(prepared, PreparedManifest.read(prepared))
+    check_job(cfg, job)
+    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
+        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
+        # would wait for the chief's first collective forever.
+        raise RecsysError(
+            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
+            "immutable, so pass a new --run id"
+        )
+    if job.evaluated is None:  # tonight's run: cold, or warm from the model served last night
+        job = replace(job, start=origin(cfg.root, cfg.train))
+    return cfg, job
 
 
 def run_train(
@@ -254,30 +279,18 @@ def run_train(
     Under a ``TF_CONFIG`` of several workers only the chief commits (and returns the result);
     the others train in step with it (``train_as_peer``) and return None.
     """
-    from recsys.train.strategy import is_chief
+    from recsys.train.launch.strategy import is_chief
 
-    job = None
-    if refit_of is not None:
-        cfg, job = refit_job(cfg, refit_of)
-    cfg = replace(cfg, train=resolve_train(cfg.train))
     ds = storage.check_ds(ds or storage.today_utc())
-    if job is None:
-        prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
-        job = TrainJob(prepared, PreparedManifest.read(prepared))
-    check_job(cfg, job)
-    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
-        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
-        # would wait for the chief's first collective forever.
-        raise RecsysError(
-            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
-            "immutable, so pass a new --run id"
-        )
+    cfg, job = read_job(cfg, ds, run, prepared_ds, prepared_run, refit_of)
     if not is_chief():
         return train_as_peer(cfg, job, ds)
     paths = storage.new_run(cfg.root, "models", ds, run)
+    backup = backup_dir(cfg.root, ds, job, cfg.train)
     model, history, stats = fit(
-        cfg, job.prepared, job.manifest, ds, paths.staging, job.splits, job.warm_from, job.steps
-    )
+        cfg.train, job.prepared, job.manifest, paths.staging, backup, job.splits, job.start,
+        job.steps,
+    )  # fmt: skip
     stats = after_fit(cfg, job, model, stats)
     title = f"{cfg.train.model} on {ds}"
     metrics = write_artifacts(cfg, job, paths.staging, model, history, title)
