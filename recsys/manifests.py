@@ -6,12 +6,10 @@ it back here, typed: nothing else reads a manifest by string key. A manifest car
 A manifest of a newer version, or of the wrong shape, fails in one sentence naming the file.
 Keys this version does not know are kept (``extra``) and written back unchanged.
 
-The model manifest carries three typed payloads: the resolved :class:`~recsys.config.TrainConfig`
-(``train``), the :class:`TrainingRecord` of the run (``training``) and its :class:`Metrics`.
-Manifests written by older code still load through one conversion, :func:`upgrade_model`: keys
-renamed since (``RENAMED``) are read under their new name, settings this recsys no longer knows
-are dropped (and logged), and settings added since take their defaults, so a refit of an older
-model (``recsys.train.step.refit_config``) rebuilds its settings without a TypeError.
+The model manifest carries typed payloads: the resolved :class:`~recsys.config.TrainConfig`
+(``train``), the :class:`TrainingRecord` (``training``) and the :class:`Metrics`. Older model
+manifests load through one conversion, :func:`upgrade_model`, so a refit of an older model
+(``recsys.train.step.refit_config``) rebuilds its settings without a TypeError.
 """
 
 from __future__ import annotations
@@ -261,23 +259,18 @@ RENAMED: dict[str, dict[str, str]] = {"train": {}, "training": {}}
 def upgrade_model(data: dict[str, Any]) -> dict[str, Any]:
     """A model manifest's object as this version names it: the one conversion of older ones.
 
-    Renamed keys (``RENAMED``) are moved to their new names; settings of ``train`` that
+    Renamed keys (``RENAMED``) move to their new names; settings of ``train`` that
     :class:`~recsys.config.TrainConfig` no longer has are dropped with a log line; keys missing
     from a payload take the dataclass defaults when it is built.
     """
-    out = dict(data)
+    out = {k: dict(v) if k in RENAMED and isinstance(v, dict) else v for k, v in data.items()}
     for payload, renamed in RENAMED.items():
-        if not isinstance(out.get(payload), dict):
-            continue
-        part = dict(out[payload])
         for old, new in renamed.items():
-            if old in part and new not in part:
-                part[new] = part.pop(old)
-        out[payload] = part
+            if isinstance(out.get(payload), dict) and old in out[payload]:
+                out[payload].setdefault(new, out[payload].pop(old))
     if isinstance(out.get("train"), dict):
         known = {f.name for f in dataclasses.fields(TrainConfig)}
-        dropped = sorted(set(out["train"]) - known)
-        if dropped:
+        if dropped := sorted(set(out["train"]) - known):
             log.info("model manifest: dropped settings this recsys does not know: %s", dropped)
             out["train"] = {k: v for k, v in out["train"].items() if k in known}
     return out
@@ -303,9 +296,7 @@ class ModelManifest(Manifest):
     # sha256 of model.keras and arrays.npz (recsys.integrity); empty in older manifests
     artifacts: dict[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return upgrade_model(data)
+    upgrade = staticmethod(upgrade_model)
 
     @property
     def best_epoch(self) -> int | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from recsys.errors import RecsysError
-from recsys.train import barrier
+from recsys.train.launch import barrier
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,7 @@ def prepared_root(spark, tmp_path_factory, synthetic_run):
 def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     prepared_root, monkeypatch, caplog
 ):
-    from recsys.train import resume
+    from recsys.train.callbacks import resume
     from recsys.train.step import run_train
 
     cfg = load_config(root=prepared_root, train=TRAIN)
