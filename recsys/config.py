@@ -112,7 +112,7 @@ class TrainConfig:
     """
 
     # ranking | rating. ranking learns which items users choose, what the top-N table needs
-    # (NDCG@10 0.50 against the rating model's 0.06); rating is the classic MSE models.
+    # (it ranks far better: docs/tuning.md); rating is the classic MSE models.
     objective: str = "ranking"
     # mf | biased-mf | ncf | neumf. Biased MF ranked and rated best on MovieLens 100K.
     model: str = "biased-mf"
@@ -164,8 +164,8 @@ class TrainConfig:
     # Ranking loss: softmax (full, or sampled with log-Q correction) or bpr (kept to compare).
     loss: str = "softmax"
     # Ranking, sampled softmax: items drawn uniformly from the catalogue and shared by a batch,
-    # and other rows' chosen items, both log-Q corrected; as good as the full softmax at 1.6x
-    # its speed. A catalogue no larger than the two (or both 0) gets the full softmax.
+    # and other rows' chosen items, both log-Q corrected; as good as the full softmax and faster
+    # (docs/tuning.md). A catalogue no larger than the two (or both 0) gets the full softmax.
     negatives: int = 256
     in_batch_negatives: int = 256
     # Ranking, sampled softmax, mf / biased-mf: a batch holds each user's rows in runs of this
@@ -179,7 +179,7 @@ class TrainConfig:
     rating_weights: bool = False
     # Seeds TF, Keras and the input order: the same run twice gives the same model.
     seed: int = 0
-    # XLA-compile the train step (about 2x faster on CPU).
+    # XLA-compile the train step (faster on CPU: docs/training-throughput.md).
     jit_compile: bool = True
     # Ranking metrics cut-off.
     k: int = 10
@@ -201,8 +201,8 @@ class TrainConfig:
     # better than full, at a few seconds against minutes at ml-25m size (docs/tuning.md).
     refit_mode: str = "continue"
     # continue: epochs over the val + test rows, at refit_lr_scale x learning_rate. 4 at 0.5
-    # gained most on ML-100K's time order (+10% next row, +1.6% returns) of the settings that
-    # lose nothing on a log without it; more pulls users towards their newest rows alone.
+    # gained most on ML-100K's time order of the settings that lose nothing on a log without it
+    # (docs/tuning.md); more pulls users towards their newest rows alone.
     refit_epochs: int = 4
     refit_lr_scale: float = 0.5
     # Spark tasks of `jobs/train.py`'s barrier stage, one TensorFlow worker each

@@ -70,7 +70,7 @@ def _memory_epochs(
 ) -> Iterator[Iterator[Columns]]:
     """Each epoch of in-memory rows as chunks: a full permutation (or file order) sliced.
 
-    A full shuffle of 25M rows takes about 2 s (6 s in user runs, ``group > 1``). Numpy's
+    A full shuffle of a large split takes seconds (docs/tuning.md). Numpy's
     ``shuffle`` and sorts release the GIL, so the next epoch's order is drawn in a thread once
     this epoch is half consumed, and the epoch boundary does not stall the train step.
     """

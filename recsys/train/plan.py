@@ -34,8 +34,8 @@ def table_learning_rate(
 
     Lazy Adam (``method="adam"``) normalises each gradient by its running scale, so the mean-loss
     shrinkage with the batch does not reach its step; but a large batch takes fewer steps an
-    epoch, and a cold run at the batch-256 step needs far more epochs on a big log (ml-25m shape:
-    val NDCG@10 0.042 after 3 epochs at sqrt scaling, 0.021 without). The decay on plateau
+    epoch, and a cold run at the batch-256 step needs far more epochs on a big log
+    (docs/tuning.md). The decay on plateau
     (``train.decay``) then brings the step down. A warm run (``warm``) starts near its optimum
     and takes its step as given.
 

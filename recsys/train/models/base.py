@@ -194,7 +194,7 @@ class RecModel(keras.Model):
 
         With one replica the trainer sets ``xla`` and compiles the step as islands rather than as
         a whole: XLA fuses the elementwise work and updates table rows in place, but its CPU
-        matmul runs at a third of TensorFlow's own (oneDNN), so a ranking loss keeps its large
+        matmul is slower than TensorFlow's own (oneDNN), so a ranking loss keeps its large
         candidate matmul outside (``recsys.train.ranking``; docs/training-throughput.md).
         """
         if not self.xla:

@@ -44,7 +44,7 @@ class MLP(layers.Layer):
         first = self.dense[0]
         dim = user_vecs.shape[-1]
         # Dropout masks the per-row parts, not the (b * s) pairs: a mask per pair costs more
-        # than the layer itself (under XLA on CPU, 100x more), and every pair of a user shares
+        # than the layer itself (docs/tuning.md), and every pair of a user shares
         # that user's mask in the exported scorer anyway (no dropout at inference).
         a = self.drop[0](ops.matmul(user_vecs, first.kernel[:dim]), training=training)  # (b, h0)
         c = self.drop[0](ops.matmul(item_vecs, first.kernel[dim:]), training=training)  # (s, h0)
