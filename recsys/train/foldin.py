@@ -3,7 +3,8 @@
 A warm start copies last night's rows, but a user new tonight has only a fresh random row, and the
 few epochs of a warm run at a reduced step leave it far from where a cold run's 40 epochs put it
 (measured: docs/tuning.md). With the item vectors fixed, each new user's row is the minimiser of
-a convex loss, the full softmax of the ranking objective over the user's rows plus its per-row L2 penalty:
+a convex loss, the full softmax of the ranking objective over the user's rows plus its per-row L2
+penalty:
 
     L(u) = sum_i w_i [logsumexp_j(u . v_j + b_j) - (u . v_i + b_i) + l2 |u|^2]
 
