@@ -114,5 +114,5 @@ def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
     assert result.manifest.model_version in out.replace("\n", "")
     assert "ndcg@10" in out and "most popular" in out and "EASE" in out
     assert "EASE: lambda" in out  # how its column was fitted
-    rmse = f"{result.manifest.metrics['test']['rmse']:.4f}"
+    rmse = f"{result.manifest.metrics.test['rmse']:.4f}"
     assert rmse in out  # re-evaluation gives the training run's own figure
