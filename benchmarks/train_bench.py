@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from recsys import storage
-from recsys.config import load_config
+from recsys.config import load_config, resolve_train
 from recsys.manifests import PreparedManifest
 from recsys.train.loop import fit
 
@@ -50,9 +50,8 @@ def main() -> None:
             cfg, train=dataclasses.replace(cfg.train, batch_per_replica=batch, **fixed)
         )
         with tempfile.TemporaryDirectory() as work:
-            _, history, stats = fit(
-                cfg.train, prepared, manifest, Path(work), Path(work) / "backup"
-            )
+            tcfg = resolve_train(cfg.train)
+            _, history, stats = fit(tcfg, prepared, manifest, Path(work), Path(work) / "backup")
         print(
             f"model {cfg.train.model} ({cfg.train.objective}) "
             f"global batch {stats.global_batch}: "

@@ -242,6 +242,9 @@ def fit(
 ):
     """Train on ``splits``; returns the model, the Keras history and the training record.
 
+    ``tcfg`` is resolved (``recsys.config.resolve_train``): the step resolves it once and the
+    manifest records what the loop trained with.
+
     The model starts from ``origin`` (``recsys.train.warm``); the optimiser state always starts
     fresh. ``steps`` replays another run's step of each epoch (a full refit of a model whose step
     decayed). ``backup``: the folder of the backup a killed run resumes from; ``workdir`` gets
@@ -250,7 +253,8 @@ def fit(
     from recsys.train.callbacks.resume import backed_up_epochs
     from recsys.train.launch.strategy import make_strategy
 
-    tcfg = resolve_train(tcfg)
+    if tcfg != resolve_train(tcfg):
+        raise ValueError("fit trains a resolved TrainConfig: pass recsys.config.resolve_train's")
     keras.utils.set_random_seed(tcfg.seed)
     strategy = make_strategy()
     plan = plan_run(tcfg, manifest, splits, strategy.num_replicas_in_sync)

@@ -118,7 +118,8 @@ def test_a_full_refit_replays_the_evaluated_models_steps(trained, tmp_path):
     assert resolve_train(cfg.train).epochs == 3
     prepared = ev.prepared.folder
     _, _, stats = fit(
-        cfg.train, prepared, PreparedManifest.read(prepared), tmp_path, tmp_path / "backup",
+        resolve_train(cfg.train), prepared, PreparedManifest.read(prepared), tmp_path,
+        tmp_path / "backup",
         ("train", "val", "test"), steps=[0.004, 0.001],
     )  # fmt: skip
     assert stats.table_steps == [0.004, 0.001, 0.001]
