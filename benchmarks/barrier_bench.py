@@ -16,6 +16,7 @@ Every process it starts is stopped by process group.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def submit(cluster, zip_path: Path, root: Path, workers: int, epochs: int) -> di
     if result.code != 0:
         sys.exit(f"spark-submit failed:\n{result.report()}")
     training = ModelManifest.read(storage.resolve(str(root), "models", DS, run)).training
-    return {"wall": result.seconds, "load": load, **training}
+    return {"wall": result.seconds, "load": load, **dataclasses.asdict(training)}
 
 
 def step_bytes(root: Path, replicas: int) -> dict[str, int]:
@@ -80,15 +81,15 @@ def step_bytes(root: Path, replicas: int) -> dict[str, int]:
     from recsys.manifests import PreparedManifest
     from recsys.splits import split_dir
     from recsys.train.data import ratings_dataset
-    from recsys.train.fitting import plan_run, start_model
+    from recsys.train.loop import start_model
+    from recsys.train.plan import plan_run
+    from recsys.train.warm import COLD
 
     prepared = storage.latest(str(root), "prepared")
     manifest = PreparedManifest.read(prepared)
     tcfg = resolve_train(Config().train)
     plan = plan_run(tcfg, manifest, ("train",), replicas)
-    start = start_model(
-        str(root), tcfg, prepared, manifest, plan, tf.distribute.get_strategy(), None
-    )
+    start = start_model(tcfg, prepared, manifest, plan, tf.distribute.get_strategy(), COLD)
     model = start.model
     data = ratings_dataset(split_dir(prepared, "train"), global_batch_size=plan.per_replica)
     x, y = next(iter(data))

@@ -50,7 +50,7 @@ METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", "coverage", "novelt
 
 
 def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = load_config(overrides=overrides, root=root, spark=SPARK)
     started = time.perf_counter()
@@ -64,13 +64,13 @@ def run(args: argparse.Namespace, protocol: str, seed: int | None) -> tuple[floa
     ensure_prepared(args.root, ds, {"input": str(Path(args.data) / "u.data")}, prepare)
     overrides = [*args.set, *([] if seed is None else [f"train.seed={seed}"])]
     manifest, seconds = train(args.root, ds, overrides)
-    metrics, k = manifest.metrics, manifest.train["k"]
+    metrics, k = manifest.metrics, manifest.train.k
     training = manifest.training
-    rows = [(f"model ({manifest.family}, {manifest.objective})", metrics["test"])]
+    rows = [(f"model ({manifest.family}, {manifest.objective})", metrics.test)]
     if not args.no_rating_model:
         rating, _ = train(args.root, ds, [*overrides, "train.objective=rating"])
-        rows.append(("rating model (biased-mf, rating)", rating.metrics["test"]))
-    base = metrics["baselines"]
+        rows.append(("rating model (biased-mf, rating)", rating.metrics.test))
+    base = metrics.baselines
     rows += [("biased baseline", base["biased_baseline"]), ("most popular", base["most_popular"])]
     ease = base.get("ease", {"skipped": "not in this run's metrics"})
     if "skipped" not in ease:
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace, protocol: str, seed: int | None) -> tuple[floa
         rows.append((f"EASE x {recency['decay']:g}^age ({recency['decay_from']})", recency))
     print(
         f"\n{protocol}: {manifest.dims.users} users x {manifest.dims.items} items, "
-        f"{metrics['test']['n_eval_users']} test users, "
-        f"model trained in {seconds:.0f}s ({training['epochs_run']} epochs, "
-        f"{training['ratings_per_second']:,} rows/s) [{' '.join(overrides) or 'defaults'}]"
+        f"{metrics.test['n_eval_users']} test users, "
+        f"model trained in {seconds:.0f}s ({training.epochs_run} epochs, "
+        f"{training.ratings_per_second:,} rows/s) [{' '.join(overrides) or 'defaults'}]"
     )
     print(f"{'':36s}" + "".join(f"{m + '@' + str(k):>13s}" for m in METRICS) + "       / EASE")
     for name, m in rows:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, protocol: str, seed: int | None) -> tuple[floa
     if "skipped" in ease:
         print(f"EASE skipped: {ease['skipped']}")
     return tuple(
-        float("nan") if "skipped" in m else m[f"ndcg@{k}"] for m in (metrics["test"], ease, recency)
+        float("nan") if "skipped" in m else m[f"ndcg@{k}"] for m in (metrics.test, ease, recency)
     )
 
 

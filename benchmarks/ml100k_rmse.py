@@ -7,7 +7,7 @@
 Each fold ``k`` (u{k}.base as train, u{k}.test as test, 5% of train carved out as validation for
 early stopping) is prepared once with recsys's own ``prepare`` (``--split given``) into ``--root``
 under ``ds=2000-01-0k`` and reused by later runs. Every fold is then trained with
-``recsys.train.trainer.run_train`` on the rating defaults of ``TrainConfig``
+``recsys.train.step.run_train`` on the rating defaults of ``TrainConfig``
 (``--objective rating``) plus the ``--set`` overrides, and the script prints per-fold test
 RMSE / MAE, their means and the seconds each fold took.
 ``--folds 1`` runs u1 only (quick iterations).
@@ -64,7 +64,7 @@ def ensure_prepared(root: str, ds: str, source: dict[str, str], prepare: dict) -
 
 def train(root: str, ds: str, overrides: list[str]) -> tuple[dict, float]:
     """Train on the prepared run of ``ds``; returns the model manifest and wall seconds."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     # The rating models (the default objective is ranking, which has no RMSE).
     cfg = load_config(overrides=["train.objective=rating", *overrides], root=root, spark=SPARK)
@@ -81,14 +81,14 @@ def run_folds(args: argparse.Namespace) -> None:
         source = {"input": str(data / f"u{k}.base"), "test_input": str(data / f"u{k}.test")}
         ensure_prepared(args.root, ds, source, {"split": "given", "val_fraction": 0.05})
         manifest, seconds = train(args.root, ds, args.set)
-        test = manifest.metrics["test"]
+        test = manifest.metrics.test
         training = manifest.training
         rmses.append(test["rmse"])
         maes.append(test["mae"])
         secs.append(seconds)
         print(
             f"u{k}: rmse {test['rmse']:.4f}  mae {test['mae']:.4f}  "
-            f"epochs {training['epochs_run']}  {seconds:.0f}s",
+            f"epochs {training.epochs_run}  {seconds:.0f}s",
             flush=True,
         )
     print(
@@ -103,8 +103,8 @@ def run_leave_last(args: argparse.Namespace) -> None:
     ensure_prepared(args.root, LEAVE_LAST_DS, source, {"split": "leave-last"})
     manifest, seconds = train(args.root, LEAVE_LAST_DS, args.set)
     metrics = manifest.metrics
-    k = manifest.train["k"]
-    model, pop = metrics["test"], metrics["baselines"]["most_popular"]
+    k = manifest.train.k
+    model, pop = metrics.test, metrics.baselines["most_popular"]
     print(f"leave-last on u.data, {seconds:.0f}s [{' '.join(args.set) or 'defaults'}]")
     print(f"{'':14s}{'ndcg@' + str(k):>10s}{'hit_rate@' + str(k):>13s}")
     for name, m in (("model", model), ("most_popular", pop)):
@@ -157,7 +157,7 @@ def run_temporal(args: argparse.Namespace) -> None:
         f"{len(np.unique(u)):,} users, {np.count_nonzero(cold):,} rows of "
         f"{len(np.unique(u[cold])):,} cold users, {np.count_nonzero(new_item):,} rows of "
         f"{len(np.unique(i[new_item])):,} items without a train row; model {seconds:.0f}s, "
-        f"{manifest.training['epochs_run']} epochs [{' '.join(args.set) or 'defaults'}]"
+        f"{manifest.training.epochs_run} epochs [{' '.join(args.set) or 'defaults'}]"
     )
     print(
         f"{'':30s}"

@@ -3,7 +3,7 @@
     python benchmarks/score_ncf_bench.py [--job-root /tmp/bench-1m] [--sample-root /tmp/bench-var]
         [--fraction 0.01] [--dim 64] [--hidden 128 64] [--skip-job] [--skip-sample]
 
-The model is NCF (``recsys.train.neural.NCF``: dim 64, dense layers 128-64, ranking objective)
+The model is NCF (``recsys.train.models.ncf.NCF``: dim 64, dense layers 128-64, ranking objective)
 with random weights (the cost does not depend on them), built in Keras and exported with
 ``export_arrays``, the arrays the scoring job reads, so both sides score the same model (their
 largest difference is printed as a check).
@@ -41,10 +41,10 @@ from recsys.manifests import PreparedManifest
 
 def keras_model(prepared: Path, dim: int, hidden: tuple[int, ...]):
     """A random NCF of the prepared run's shape (Keras), seeded."""
-    from recsys.train.models import MODELS
+    from recsys.train.models.build import model_class
 
     m = PreparedManifest.read(prepared)
-    model = MODELS["ncf"](
+    model = model_class("ncf")(
         m.n_users, m.n_items, dim=dim, hidden=hidden, objective="ranking", init_scale=0.3
     )
     model.build()

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 from recsys import storage
-from recsys.config import load_config
+from recsys.config import load_config, resolve_train
 from recsys.manifests import PreparedManifest
-from recsys.train.trainer import fit
+from recsys.train.loop import fit
 
 
 def main() -> None:
@@ -50,19 +50,20 @@ def main() -> None:
             cfg, train=dataclasses.replace(cfg.train, batch_per_replica=batch, **fixed)
         )
         with tempfile.TemporaryDirectory() as work:
-            _, history, stats = fit(cfg, prepared, manifest, "2000-01-01", Path(work))
+            tcfg = resolve_train(cfg.train)
+            _, history, stats = fit(tcfg, prepared, manifest, Path(work), Path(work) / "backup")
         print(
             f"model {cfg.train.model} ({cfg.train.objective}) "
-            f"global batch {stats['global_batch']}: "
-            f"{stats['ratings_per_second']:,} ratings/s, epoch seconds {stats['epoch_seconds']}, "
-            f"loss {stats['ranking_loss'] or 'mse'}; "
+            f"global batch {stats.global_batch}: "
+            f"{stats.ratings_per_second:,} ratings/s, epoch seconds {stats.epoch_seconds}, "
+            f"loss {stats.ranking_loss or 'mse'}; "
             + ", ".join(
                 f"{key} {[round(v, 4) for v in history[key]]}"
                 for key in ("val_rmse", "val_ndcg@10")
                 if key in history
             )
         )
-        print(time_to_quality(history.get("val_ndcg@10"), stats["elapsed_seconds"]))
+        print(time_to_quality(history.get("val_ndcg@10"), stats.elapsed_seconds))
 
 
 def time_to_quality(ndcg: list[float] | None, elapsed: list[float]) -> str:

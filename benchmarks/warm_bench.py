@@ -51,8 +51,8 @@ from recsys.data.formats import FormatSpec, Located, locate
 from recsys.data.synth import RATINGS_HEADER, SHAPES, shape_from_counts, synthesize
 from recsys.errors import RecsysError
 from recsys.evaluate.baselines import MostPopular
-from recsys.evaluate.gate import original_ids
 from recsys.evaluate.protocol import RankingTask
+from recsys.lineage import original_ids
 
 NIGHT1, NIGHT2 = "2026-07-01", "2026-07-02"
 COLUMNS = RATINGS_HEADER.split(",")  # userId, movieId, rating, timestamp
@@ -183,7 +183,7 @@ def nan_if_none(value: float | None) -> float:
 
 
 def timed_train(cfg, ds, run, prepared_run=None, refit_of=None):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     started = time.perf_counter()
     result = run_train(cfg, ds, run, ds if prepared_run else None, prepared_run, refit_of)
@@ -265,7 +265,7 @@ def main() -> None:
     models = {}
     if any(v.startswith("warm") and v not in args.skip for v in VARIANTS):
         models["warm"] = timed_train(config(warm_start=True), NIGHT2, "warm", "night2")
-        assert models["warm"][0].manifest.training["warm_start"]["from"]
+        assert models["warm"][0].manifest.training.warm_start.source
     if any(v.startswith("cold") and v not in args.skip for v in VARIANTS):
         models["cold"] = timed_train(config(), NIGHT2, "cold", "night2")
     fresh = later.userId.isin(set(night2.userId) - set(night1.userId))  # users new on night 2
@@ -291,13 +291,13 @@ def main() -> None:
                 {
                     "variant": name + label,
                     "train_s": round(train_s, 1),
-                    "fit_s": round(evaluated.manifest.training["elapsed_seconds"][-1], 1),
-                    "train_epochs": evaluated.manifest.training["epochs_run"],
-                    "test_ndcg": evaluated.manifest.metrics["test"]["ndcg@10"],
+                    "fit_s": round(evaluated.manifest.training.elapsed_seconds[-1], 1),
+                    "train_epochs": evaluated.manifest.training.epochs_run,
+                    "test_ndcg": evaluated.manifest.metrics.test_metric("ndcg@10"),
                     "later_ndcg_evaluated": unrefitted[start][0],
                     "later_ndcg_new_users": unrefitted[start][1],
                     "refit_s": round(refit_s, 1),
-                    "refit_epochs": refit.manifest.training["epochs_run"],
+                    "refit_epochs": refit.manifest.training.epochs_run,
                     "later_ndcg_refit": ranked.ndcg(refit.path),
                 }
             )
@@ -320,7 +320,7 @@ def main() -> None:
     print("later: NDCG@10 on the rows after night 2, every item not rated by then a candidate;")
     print("new users: the same, for the later rows of users first seen on night 2")
     if "warm" in models:
-        fold_in = models["warm"][0].manifest.training["warm_start"].get("fold_in")
+        fold_in = models["warm"][0].manifest.training.warm_start.fold_in
         print("warm start:", json.dumps(fold_in))
     (work / "results.json").write_text(json.dumps({"rows": rows, "popular": popular}, indent=2))
 

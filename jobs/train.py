@@ -3,8 +3,8 @@
     spark-submit --py-files dist/recsys.zip jobs/train.py --root var --set train.workers=2
 
 Takes the same options as ``recsys train``; the training runs as a Spark barrier stage of
-``train.workers`` tasks, one TensorFlow worker each (``recsys.train.barrier``). Executors need
-the ``train`` extra (TensorFlow); this driver does not.
+``train.workers`` tasks, one TensorFlow worker each (``recsys.train.launch.barrier``). Executors
+need the ``train`` extra (TensorFlow); this driver does not.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """The exported model: its numpy arrays (``arrays.npz``) and the kernels that score them.
 
 Training writes it, evaluation, the gate and scoring read it, so it lives below all three and
-never imports TensorFlow. A kernel scores a block of users against all items as dense matrix work:
+never imports TensorFlow. A kernel scores a block of users against all items as dense matrix work;
+which one a model's arrays take is its family's ``kernel`` (``recsys.families``), and the optional
+parts (biases, NeuMF's GMF branch) are read from the arrays present:
 
-* ``mf`` / ``biased-mf``: one matmul ``(b, dim) @ (dim, n_items)`` plus biases. The range
-  sigmoid is monotone, so ``rank_scores`` skips it (rank on the logit); ``score_block`` applies it.
-  Ranking models (objective ``ranking``) have no sigmoid and no offset: their score is the logit.
-* ``ncf`` / ``neumf``: the first dense layer of the concat-MLP splits into a user part and an item
-  part, ``[u, v] @ W = u @ W_u + v @ W_i``, each computed once per block (not once per pair); only
-  the later layers run per pair, in sub-blocks that bound memory.
+* ``factor`` (``mf`` / ``biased-mf``): one matmul ``(b, dim) @ (dim, n_items)`` plus biases. The
+  range sigmoid is monotone, so ``rank_scores`` skips it (rank on the logit); ``score_block``
+  applies it. Ranking models (objective ``ranking``) have no sigmoid and no offset: their score is
+  the logit.
+* ``mlp`` (``ncf`` / ``neumf``): the first dense layer of the concat-MLP splits into a user part
+  and an item part, ``[u, v] @ W = u @ W_u + v @ W_i``, each computed once per block (not once
+  per pair); only the later layers run per pair, in sub-blocks that bound memory.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from recsys.families import family
 
 # The MLP kernels work on (users x items x hidden) tiles of at most MLP_TILE_FLOATS floats, at
 # most MLP_ITEM_TILE items wide: small enough to stay in cache through the dense layers
@@ -45,6 +50,11 @@ class Scorer:
     @property
     def family(self) -> str:
         return str(self.arrays["family"])
+
+    @property
+    def kernel(self) -> str:
+        """``factor`` or ``mlp``: how the family's arrays are scored."""
+        return family(self.family).kernel
 
     @property
     def n_items(self) -> int:
@@ -82,7 +92,7 @@ class Scorer:
         else:
             item_part = a["item_factors"][items] @ w0[dim:]
         out_w, out_b = a["out_kernel"][:, 0], float(a["out_bias"][0])
-        gmf = self.family == "neumf"
+        gmf = "item_gmf" in a
         if gmf:
             ig = a["item_gmf"] if items is None else a["item_gmf"][items]
             ug = a["user_gmf"][users]
@@ -105,11 +115,11 @@ class Scorer:
         """Scores whose order is the model's ranking (the logit for sigmoid models): (b, n)."""
         a = self.arrays
         users = np.asarray(users)
-        if self.family in ("ncf", "neumf"):
+        if self.kernel == "mlp":
             return self._mlp_block(users, items)
         item_vecs = a["item_factors"] if items is None else a["item_factors"][items]
         s = a["user_factors"][users] @ item_vecs.T  # (b, n)
-        if self.family == "mf":
+        if "item_bias" not in a:
             return s + a["offset"]
         item_bias = a["item_bias"] if items is None else a["item_bias"][items]
         return s + a["user_bias"][users, None] + item_bias[None, :] + a["offset"]
@@ -136,16 +146,16 @@ class Scorer:
         the factor models (``None`` for the MLP ones): lets a caller compute the block a tile
         of items at a time."""
         a = self.arrays
-        if self.family not in ("mf", "biased-mf"):
+        if self.kernel != "factor":
             return None
         if "order_items" not in self._cache:
             items = a["item_factors"]
-            if self.family == "biased-mf":
+            if "item_bias" in a:
                 items = np.hstack([items, a["item_bias"][:, None]])
             # (dim [+1], n_items)
             self._cache["order_items"] = np.ascontiguousarray(items.T, np.float32)
         u = np.asarray(a["user_factors"][np.asarray(users)], np.float32)  # (b, dim)
-        if self.family == "biased-mf":
+        if "item_bias" in a:
             u = np.hstack([u, np.ones((len(u), 1), np.float32)])
         return u, self._cache["order_items"]
 
@@ -161,9 +171,9 @@ class Scorer:
         a = self.arrays
         for start in range(0, len(users), block):
             u, i = users[start : start + block], items[start : start + block]
-            if self.family in ("mf", "biased-mf"):
+            if self.kernel == "factor":
                 s = np.einsum("bd,bd->b", a["user_factors"][u], a["item_factors"][i])
-                if self.family == "biased-mf":
+                if "item_bias" in a:
                     s = s + a["user_bias"][u] + a["item_bias"][i]
                 s = s + a["offset"]
                 out[start : start + len(u)] = self._range(s) if bool(a["sigmoid"]) else s
@@ -178,7 +188,7 @@ class Scorer:
         h = a["user_factors"][u] @ w0[:dim] + a["item_factors"][i] @ w0[dim:] + a["mlp0_bias"]
         h = self._mlp_tail(h)
         out_w, out_b = a["out_kernel"][:, 0], float(a["out_bias"][0])
-        if self.family == "neumf":
+        if "item_gmf" in a:
             g = a["user_gmf"][u] * a["item_gmf"][i]
             return g @ out_w[: g.shape[1]] + h @ out_w[g.shape[1] :] + out_b + a["offset"]
         return h @ out_w + out_b + a["offset"]

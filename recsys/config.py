@@ -8,14 +8,15 @@ step override both. Nothing here does work at import time.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recsys.errors import RecsysError
+from recsys.families import NAMES as FAMILY_NAMES
+from recsys.overrides import apply, parse_overrides
 
 
 def default_root() -> str:
@@ -115,7 +116,7 @@ class TrainConfig:
     """
 
     # ranking | rating. ranking learns which items users choose, what the top-N table needs
-    # (NDCG@10 0.50 against the rating model's 0.06); rating is the classic MSE models.
+    # (it ranks far better: docs/tuning.md); rating is the classic MSE models.
     objective: str = "ranking"
     # mf | biased-mf | ncf | neumf. Biased MF ranked and rated best on MovieLens 100K.
     model: str = "biased-mf"
@@ -167,8 +168,8 @@ class TrainConfig:
     # Ranking loss: softmax (full, or sampled with log-Q correction) or bpr (kept to compare).
     loss: str = "softmax"
     # Ranking, sampled softmax: items drawn uniformly from the catalogue and shared by a batch,
-    # and other rows' chosen items, both log-Q corrected; as good as the full softmax at 1.6x
-    # its speed. A catalogue no larger than the two (or both 0) gets the full softmax.
+    # and other rows' chosen items, both log-Q corrected; as good as the full softmax and faster
+    # (docs/tuning.md). A catalogue no larger than the two (or both 0) gets the full softmax.
     negatives: int = 256
     in_batch_negatives: int = 256
     # Ranking, sampled softmax, mf / biased-mf: a batch holds each user's rows in runs of this
@@ -177,12 +178,12 @@ class TrainConfig:
     user_group: int = 4
     # Ranking: rows rated below this are not choices (e.g. 4 keeps only liked items); NaN: every
     # row counts (what a rating log and an implicit log both say: the user chose the item).
-    min_rating: float = float("nan")
+    min_rating: float = math.nan  # the one NaN object, as manifests read it back (equality)
     # Ranking: weight each row by its rating over the mean rating (a 5 counts more than a 1).
     rating_weights: bool = False
     # Seeds TF, Keras and the input order: the same run twice gives the same model.
     seed: int = 0
-    # XLA-compile the train step (about 2x faster on CPU).
+    # XLA-compile the train step (faster on CPU: docs/training-throughput.md).
     jit_compile: bool = True
     # Ranking metrics cut-off.
     k: int = 10
@@ -204,8 +205,8 @@ class TrainConfig:
     # better than full, at a few seconds against minutes at ml-25m size (docs/tuning.md).
     refit_mode: str = "continue"
     # continue: epochs over the val + test rows, at refit_lr_scale x learning_rate. 4 at 0.5
-    # gained most on ML-100K's time order (+10% next row, +1.6% returns) of the settings that
-    # lose nothing on a log without it; more pulls users towards their newest rows alone.
+    # gained most on ML-100K's time order of the settings that lose nothing on a log without it
+    # (docs/tuning.md); more pulls users towards their newest rows alone.
     refit_epochs: int = 4
     refit_lr_scale: float = 0.5
     # Spark tasks of `jobs/train.py`'s barrier stage, one TensorFlow worker each
@@ -238,10 +239,60 @@ OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def resolve_train(tcfg: TrainConfig) -> TrainConfig:
-    """``tcfg`` with every ``None`` replaced by its objective's tuned default."""
+    """``tcfg`` checked (``check_train_config``), every ``None`` replaced by its objective's
+    tuned default: what a run trains with and its manifest records."""
+    check_train_config(tcfg)
+    return _with_defaults(tcfg)
+
+
+def _with_defaults(tcfg: TrainConfig) -> TrainConfig:
     defaults = OBJECTIVE_DEFAULTS.get(tcfg.objective, OBJECTIVE_DEFAULTS["ranking"])
     unset = {k: v for k, v in defaults.items() if getattr(tcfg, k) is None}
     return dataclasses.replace(tcfg, **unset)
+
+
+_TRAIN_CHOICES = {
+    "table_optimizer": (None, "adagrad", "adam"),
+    "loss": ("softmax", "bpr"),
+    "input_mode": ("auto", "memory", "stream"),
+    "refit_mode": ("full", "continue"),
+}
+
+
+def check_train_config(tcfg: TrainConfig) -> None:
+    """Reject impossible settings before any TensorFlow work, in one sentence each."""
+    if tcfg.model not in FAMILY_NAMES:
+        raise RecsysError(f"--model must be one of {', '.join(FAMILY_NAMES)}, got {tcfg.model!r}")
+    if tcfg.objective not in ("ranking", "rating"):
+        raise RecsysError(f"--objective must be ranking or rating, got {tcfg.objective!r}")
+    for name, choices in _TRAIN_CHOICES.items():
+        if getattr(tcfg, name) not in choices:
+            named = [c for c in choices if c]
+            raise RecsysError(
+                f"train.{name} must be {', '.join(named[:-1])} or {named[-1]}, "
+                f"got {getattr(tcfg, name)!r}"
+            )
+    if tcfg.negatives < 0 or tcfg.in_batch_negatives < 0:
+        raise RecsysError(
+            "train.negatives and train.in_batch_negatives must be >= 0 (both 0: full softmax); "
+            f"got {tcfg.negatives} and {tcfg.in_batch_negatives}"
+        )
+    if tcfg.user_group < 1:
+        raise RecsysError(f"train.user_group must be >= 1, got {tcfg.user_group}")
+    for name in ("decay", "warm_lr_scale", "refit_lr_scale"):
+        value = getattr(tcfg, name)
+        if value is not None and not 0 < value <= 1:
+            raise RecsysError(f"train.{name} must be in (0, 1], got {value}")
+    tcfg = _with_defaults(tcfg)
+    for name in ("dim", "epochs", "refit_epochs", "warm_patience", "decay_patience"):
+        if getattr(tcfg, name) < 1:
+            raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
+    try:
+        hidden = [int(h) for h in tcfg.hidden.split(",") if h.strip()]
+    except ValueError:
+        hidden = []
+    if not hidden or min(hidden) < 1:
+        raise RecsysError(f"train.hidden must be sizes like 128,64, got {tcfg.hidden!r}")
 
 
 @dataclass(frozen=True)
@@ -291,79 +342,6 @@ class Config:
     move_latest_backwards: bool = False
 
 
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise a one-sentence error."""
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(typ) if a is not type(None)]
-        if value is None or value == "":
-            return None
-        return _coerce(value, args[0], key)
-    if origin is dict:
-        if isinstance(value, dict):
-            return {str(k): str(v) for k, v in value.items()}
-        raise RecsysError(f"option {key} expects a mapping, got {value!r}")
-    try:
-        if typ is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if typ is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(str(value).strip()) if isinstance(value, str) else int(value)
-        if typ is float:
-            return float(value)
-        if typ is str:
-            return str(value)
-    except (TypeError, ValueError):
-        raise RecsysError(
-            f"option {key} expects {getattr(typ, '__name__', typ)}, got {value!r}"
-        ) from None
-    return value
-
-
-def _replace(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(type(obj))
-    names = {f.name for f in dataclasses.fields(obj)}
-    changes = {}
-    for key, value in updates.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            known = ", ".join(sorted(f"{prefix}{n}" for n in names))
-            raise RecsysError(f"unknown option {full}; known options: {known}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise RecsysError(f"option {full} is a section; set {full}.<key>=<value>")
-            changes[key] = _replace(current, value, f"{full}.")
-        else:
-            changes[key] = _coerce(value, hints[key], full)
-    return dataclasses.replace(obj, **changes)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["spark.master=local[2]", ...]`` into a nested dict."""
-    nested: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise RecsysError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        node = nested
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise RecsysError(f"option {key} mixes a value and a section")
-        node[parts[-1]] = value
-    return nested
-
-
 def load_config(
     path: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
@@ -388,13 +366,13 @@ def load_config(
             raise RecsysError(f"config file {p} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise RecsysError(f"config file {p} must hold a mapping of sections")
-        cfg = _replace(cfg, data)
+        cfg = apply(cfg, data)
     if overrides:
-        cfg = _replace(cfg, parse_overrides(overrides))
+        cfg = apply(cfg, parse_overrides(overrides))
     for name, values in sections.items():
         clean = {k: v for k, v in (values or {}).items() if v is not None}
         if clean:
-            cfg = _replace(cfg, {name: clean})
+            cfg = apply(cfg, {name: clean})
     if root:
         cfg = dataclasses.replace(cfg, root=str(root))
     return cfg

@@ -5,29 +5,31 @@ it back here, typed: nothing else reads a manifest by string key. A manifest car
 ``format_version``; one without it was written before versions existed and reads as version 1.
 A manifest of a newer version, or of the wrong shape, fails in one sentence naming the file.
 Keys this version does not know are kept (``extra``) and written back unchanged.
+
+The model manifest carries typed payloads: the resolved :class:`~recsys.config.TrainConfig`
+(``train``), the :class:`TrainingRecord` (``training``) and the :class:`Metrics`. Older model
+manifests load through one conversion, :func:`upgrade_model`, so a refit of an older model
+(``recsys.train.step.refit_config``) rebuilds its settings without a TypeError.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import types
-import typing
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from recsys import storage
-from recsys.errors import RecsysError
+from recsys.config import TrainConfig
+from recsys.typed_json import ManifestError, build, plain
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
 M = TypeVar("M", bound="Manifest")
-
-
-class ManifestError(RecsysError):
-    """A manifest that is not what its table's contract says (missing key, wrong type, newer)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +78,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written as ``manifest.json``."""
-        out = {"table": self.TABLE, "format_version": FORMAT_VERSION}
-        for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = _plain(getattr(self, f.name))
-        return {**self.extra, **out}
+        return {**plain(self), "table": self.TABLE, "format_version": FORMAT_VERSION}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
@@ -103,7 +101,13 @@ class Manifest:
         table = data.get("table", cls.TABLE)
         if table != cls.TABLE:
             raise ManifestError(f"{source} is a {table} manifest, not a {what}")
-        return _build(cls, data, source, f"{what}; re-run `recsys {storage.producer(cls.TABLE)}`")
+        what = f"{what}; re-run `recsys {storage.producer(cls.TABLE)}`"
+        return build(cls, cls.upgrade(data), source, what, skip=("table", "format_version"))
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` as this version names its keys (only the model manifest renamed any)."""
+        return data
 
     @classmethod
     def from_json(cls: type[M], text: str, source: str | Path = "manifest") -> M:
@@ -164,6 +168,115 @@ class PreparedManifest(Manifest):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WarmRecord:
+    """Where a run started: the model run it copied rows from (``from``; None: cold, ``reason``
+    says why), and how much of it fitted tonight's users and items."""
+
+    KEYS: ClassVar[dict[str, str]] = {"source": "from"}
+    OMIT: ClassVar[tuple[str, ...]] = (
+        *("reason", "model_version", "users", "items", "copied", "kept_fresh", "fold_in"),
+    )
+    source: str | None = None
+    reason: str = ""
+    model_version: str = ""
+    users: int | None = None  # tonight's users found by original id (None: cold)
+    items: int | None = None
+    copied: list[str] | None = None  # variables copied (weight keys)
+    kept_fresh: list[str] | None = None
+    fold_in: dict[str, Any] | None = None  # recsys.train.foldin's record
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecord:
+    """What the training loop measured of a run (``models/`` manifest's ``training``)."""
+
+    OMIT: ClassVar[tuple[str, ...]] = ("continued_on", "cold_rows")
+
+    global_batch: int = 0
+    batch_per_replica: int = 0
+    replicas: int = 1
+    steps_per_epoch: int = 0
+    table_learning_rate: float = 0.0
+    # The step of each epoch where it decayed on a plateau (what a full refit replays).
+    table_steps: list[float] = field(default_factory=list)
+    ranking_loss: dict[str, Any] | None = None  # recsys.train.ranking.RankingLoss settings
+    # Real rows in the batches (the rest pad user runs; rows/s counts real rows only).
+    real_row_share: float = 1.0
+    epochs_run: int = 0
+    # Epochs done before a kill, restored from the backup (0: the run was not interrupted).
+    resumed_from_epoch: int = 0
+    # The epoch whose weights were kept (early stopping restores the best): a full refit's.
+    best_epoch: int | None = None
+    trained_on: list[str] = field(default_factory=lambda: ["train"])
+    continued_on: list[str] | None = None  # a continue refit's splits
+    warm_start: WarmRecord = field(default_factory=WarmRecord)
+    epoch_seconds: list[float] = field(default_factory=list)
+    # Wall time at the end of each epoch, validation included: the time-to-quality clock.
+    elapsed_seconds: list[float] = field(default_factory=list)
+    # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
+    ratings_per_second: int = 0
+    cold_rows: dict[str, int] | None = None  # rating models: users/items given the mean row
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """How a model did (``metrics.json``): per held-out split and per baseline, metric -> value.
+
+    A refit has no held-out rows left; it carries its evaluated twin's figures (``metrics_of``).
+    """
+
+    OMIT: ClassVar[tuple[str, ...]] = ("test", "val", "baselines", "metrics_of")
+
+    test: dict[str, Any] = field(default_factory=dict)
+    val: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics_of: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``metrics.json`` object (sections a run lacks left out)."""
+        return plain(self)
+
+    def test_metric(self, key: str) -> float | None:
+        """A test metric (``ndcg@10``), None when there is none."""
+        value = self.test.get(key)
+        return None if value is None else float(value)
+
+    def baseline_metric(self, baseline: str, key: str) -> float:
+        return float(self.baselines[baseline][key])
+
+
+def read_metrics(data: dict[str, Any], source: str | Path = "metrics") -> Metrics:
+    """The typed metrics of an evaluation's ``{"test": ..., "baselines": ...}`` object."""
+    return build(Metrics, data, source, "metrics object")
+
+
+# Keys of the model manifest's payloads renamed since manifests were written, per payload:
+# {"train": {old key: new key}}. Empty: nothing was renamed yet; add a line when a field is.
+RENAMED: dict[str, dict[str, str]] = {"train": {}, "training": {}}
+
+
+def upgrade_model(data: dict[str, Any]) -> dict[str, Any]:
+    """A model manifest's object as this version names it: the one conversion of older ones.
+
+    Renamed keys (``RENAMED``) move to their new names; settings of ``train`` that
+    :class:`~recsys.config.TrainConfig` no longer has are dropped with a log line; keys missing
+    from a payload take the dataclass defaults when it is built.
+    """
+    out = {k: dict(v) if k in RENAMED and isinstance(v, dict) else v for k, v in data.items()}
+    for payload, renamed in RENAMED.items():
+        for old, new in renamed.items():
+            if isinstance(out.get(payload), dict) and old in out[payload]:
+                out[payload].setdefault(new, out[payload].pop(old))
+    if isinstance(out.get("train"), dict):
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        if dropped := sorted(set(out["train"]) - known):
+            log.info("model manifest: dropped settings this recsys does not know: %s", dropped)
+            out["train"] = {k: v for k, v in out["train"].items() if k in known}
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelManifest(Manifest):
     """``models/``: a trained model, where its data came from, and how it did."""
 
@@ -175,37 +288,37 @@ class ModelManifest(Manifest):
     dims: Dims | None = None
     side_features: int = 0
     rating_range: list[float] | None = None
-    train: dict[str, Any] = field(default_factory=dict)  # the resolved TrainConfig
-    training: dict[str, Any] = field(default_factory=dict)  # what fit() measured
+    train: TrainConfig = field(default_factory=TrainConfig)  # the resolved settings
+    training: TrainingRecord = field(default_factory=TrainingRecord)
     refit_of: RunRef | None = None  # the evaluated model a refit re-trains
-    metrics: dict[str, Any] = field(default_factory=dict)  # as metrics.json
+    metrics: Metrics = field(default_factory=Metrics)  # as metrics.json
     versions: dict[str, str] = field(default_factory=dict)
     # sha256 of model.keras and arrays.npz (recsys.integrity); empty in older manifests
     artifacts: dict[str, str] = field(default_factory=dict)
 
+    upgrade = staticmethod(upgrade_model)
+
     @property
     def best_epoch(self) -> int | None:
         """The epoch whose weights were kept (what a full refit runs for)."""
-        return self.training.get("best_epoch")
+        return self.training.best_epoch
 
     @property
     def trained_on(self) -> list[str]:
         """The splits whose rows the model was trained on."""
-        return list(self.training.get("trained_on", ["train"]))
+        return list(self.training.trained_on)
 
     @property
     def warm_source(self) -> Path | None:
         """The model run it started from, or None for a cold start."""
-        source = (self.training.get("warm_start") or {}).get("from")
+        source = self.training.warm_start.source
         return Path(source) if source else None
 
     def test_metric(self, key: str) -> float | None:
-        """A test metric (``ndcg@10``), None when there is none."""
-        value = self.metrics.get("test", {}).get(key)
-        return None if value is None else float(value)
+        return self.metrics.test_metric(key)
 
     def baseline_metric(self, baseline: str, key: str) -> float:
-        return float(self.metrics["baselines"][baseline][key])
+        return self.metrics.baseline_metric(baseline, key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,88 +404,8 @@ def links(folder: str | Path) -> list[Path]:
             "manifest; re-run the step that wrote it"
         )
     out = []
-    for key in ("model", "prepared", "refit_of"):
+    for key in ("model", "prepared", "refit_of"):  # the RunRef fields of every manifest
         ref = data.get(key)
         if isinstance(ref, dict) and ref.get("path"):
             out.append(Path(ref["path"]))
     return out
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], source: str | Path, what: str, prefix: str = "") -> Any:
-    """``cls(**data)`` with every field's type checked and nested dataclasses built."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name == "extra":
-            continue
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ManifestError(
-                    f"{source} has no {prefix + f.name!r}: it is not a complete {what}"
-                )
-            continue
-        kwargs[f.name] = _value(hints[f.name], data[f.name], prefix + f.name, source, what)
-    if "extra" in {f.name for f in dataclasses.fields(cls)}:
-        skip = names | {"table", "format_version"}
-        kwargs["extra"] = {k: v for k, v in data.items() if k not in skip}
-    return cls(**kwargs)
-
-
-def _value(hint: Any, value: Any, name: str, source: str | Path, what: str) -> Any:
-    """``value`` as ``hint`` says (nested dataclasses built), or a ManifestError."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None and type(None) in options:
-        return None
-    for option in options:
-        if option is type(None):
-            continue
-        if dataclasses.is_dataclass(option) and isinstance(value, dict):
-            return _build(option, value, source, what, f"{name}.")
-        base = typing.get_origin(option) or option
-        if base is Any:
-            return value
-        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value) if not (isinstance(value, float) and math.isnan(value)) else value
-        if base is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if base in (str, bool) and isinstance(value, base):
-            return value
-        if base in (dict, list) and isinstance(value, base):
-            return _items(option, value, name, source, what)
-    raise ManifestError(
-        f"{source} has {name} = {value!r}, which is not {_name(hint)}: it is not a valid {what}"
-    )
-
-
-def _items(hint: Any, value: Any, name: str, source: str | Path, what: str) -> Any:
-    """A dict's values or a list's elements checked against ``hint``'s arguments
-    (``dict[str, int]``, ``list[float]``); bare ``dict``/``list`` hints take any."""
-    args = typing.get_args(hint)
-    if not args:
-        return value
-    if isinstance(value, dict):
-        return {k: _value(args[1], v, f"{name}.{k}", source, what) for k, v in value.items()}
-    return [_value(args[0], v, f"{name}[{i}]", source, what) for i, v in enumerate(value)]
-
-
-def _name(hint: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    parts = []
-    for option in options:
-        base = typing.get_origin(option) or option
-        parts.append(
-            names.get(base)
-            or {dict: "an object", list: "a list", type(None): "null"}.get(base)
-            or f"a {getattr(base, '__name__', base)} object"
-        )
-    return " or ".join(parts)

@@ -17,7 +17,7 @@ from recsys.config import Config, load_config
 def trained_root(base: Path, ds: str, seed: int = 0, cold_user: int | None = None) -> Config:
     """Write the log under ``base``, prepare and train it for ``ds``; returns the config."""
     from recsys.prepare.job import run_prepare
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     rng = np.random.default_rng(seed)
     pairs = {(int(u), int(rng.zipf(1.3) % 40)) for u in rng.integers(0, 60, 1500)}

@@ -9,7 +9,7 @@ tf = pytest.importorskip("tensorflow")
 
 from recsys import schema as S  # noqa: E402
 from recsys.artifact import Scorer  # noqa: E402
-from recsys.train.models import MODELS  # noqa: E402
+from recsys.train.models.build import model_class  # noqa: E402
 
 N_USERS, N_ITEMS = 13, 29
 
@@ -17,7 +17,7 @@ N_USERS, N_ITEMS = 13, 29
 def random_model(family: str, genres: bool, **kw):
     rng = np.random.default_rng(0)
     feats = rng.integers(0, 2, (N_ITEMS, 5)).astype(np.float32) if genres else None
-    model = MODELS[family](
+    model = model_class(family)(
         N_USERS,
         N_ITEMS,
         dim=8,

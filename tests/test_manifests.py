@@ -4,10 +4,12 @@ them, and one sentence naming the file for a manifest of the wrong shape or a ne
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from recsys import storage
+from recsys import manifests, storage
+from recsys.config import TrainConfig
 from recsys.manifests import (
     FORMAT_VERSION,
     GateManifest,
@@ -17,6 +19,8 @@ from recsys.manifests import (
     RecommendationsManifest,
     RunRef,
     SimilarItemsManifest,
+    TrainingRecord,
+    WarmRecord,
     links,
 )
 
@@ -94,7 +98,41 @@ def test_a_model_manifest_as_the_code_wrote_it_before_format_versions():
     assert (m.best_epoch, m.trained_on, m.warm_source, m.refit_of) == (7, ["train"], None, None)
     assert m.test_metric("ndcg@10") == 0.25 and m.test_metric("mrr@10") is None
     assert m.baseline_metric("most_popular", "ndcg@10") == 0.2
-    assert m.to_dict() == {**MODEL_BEFORE, "format_version": FORMAT_VERSION, "artifacts": {}}
+    # Written back with this version's fields: the payloads typed, their missing keys defaulted.
+    assert (m.train, m.training) == (TrainConfig(epochs=20, dim=64), TrainingRecord(best_epoch=7))
+    out = m.to_dict()
+    assert out["training"]["warm_start"] == {"from": None} and out["train"]["model"] == "biased-mf"
+    rest = {k: v for k, v in MODEL_BEFORE.items() if k not in ("train", "training")}
+    assert {k: out[k] for k in rest} == rest and out["artifacts"] == {}
+
+
+TODAY = Path(__file__).parent / "fixtures" / "model_manifest_2026-12.json"
+
+
+def test_a_model_manifest_written_by_todays_code_reads_and_writes_back_unchanged():
+    """The fixture is the manifest ``recsys train`` wrote before its payloads were typed."""
+    data = json.loads(TODAY.read_text())
+    m = ModelManifest.from_dict(data, TODAY)
+    assert (m.train.dim, m.train.objective, m.training.best_epoch) == (8, "ranking", 2)
+    assert m.training.warm_start == WarmRecord(reason="train.warm_start is off")
+    assert m.training.ranking_loss["negatives"] == 0 and m.metrics.val["n_eval_users"] == 60
+    assert json.dumps(m.to_dict(), sort_keys=True) == json.dumps(data, sort_keys=True)  # NaN
+
+
+def test_older_settings_are_upgraded_once(monkeypatch, caplog):
+    """A setting renamed since is read under its new name, one this recsys no longer has is
+    dropped (logged), one added since takes its default."""
+    data = json.loads(TODAY.read_text())
+    train = dict(data["train"])
+    train["width"] = train.pop("dim")  # as if "dim" had been called "width" then
+    del train["user_group"]  # as if user_group had not existed yet
+    train["retired_knob"] = 3
+    monkeypatch.setitem(manifests.RENAMED, "train", {"width": "dim"})
+    with caplog.at_level("INFO", logger="recsys.manifests"):
+        m = ModelManifest.from_dict({**data, "train": train}, TODAY)
+    assert (m.train.dim, m.train.user_group) == (8, TrainConfig().user_group)
+    assert "retired_knob" in caplog.text
+    assert m.train == ModelManifest.from_dict(data, TODAY).train
 
 
 @pytest.mark.parametrize(

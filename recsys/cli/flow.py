@@ -83,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from recsys.cli.output import print_metrics, print_prepare_summary
     from recsys.evaluate.recorded import model_metrics
     from recsys.prepare.job import run_prepare
-    from recsys.train.trainer import run_train  # without TensorFlow, fail before the download
+    from recsys.train.step import run_train  # without TensorFlow, fail before the download
 
     source = get_with_bar(args.dataset, args.data_dir, args.offline).path
     cfg = load_config(args.config, args.overrides, root=args.root, source={"input": str(source)})

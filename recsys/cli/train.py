@@ -105,10 +105,10 @@ def _trained(cfg, path, model_version: str, refit_of) -> dict:
 def cmd_train(args: argparse.Namespace) -> dict:
     """``recsys train``: TensorFlow in this process (``train.workers`` does not apply)."""
     cfg, refit_of = _train_setup(args)
-    from recsys.train.trainer import check_train_config
+    from recsys.config import check_train_config
 
     check_train_config(cfg.train)  # fail on a bad name before TensorFlow loads
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     result = run_train(cfg, args.ds, args.run, args.prepared_ds, args.prepared_run, refit_of)
     return _trained(cfg, result.path, result.manifest.model_version, refit_of)
@@ -116,10 +116,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 def cmd_train_job(args: argparse.Namespace) -> dict:
     """``jobs/train.py``: the same training as a barrier stage of ``train.workers`` Spark tasks
-    (``recsys.train.barrier``); this driver never imports TensorFlow."""
+    (``recsys.train.launch.barrier``); this driver never imports TensorFlow."""
     from recsys import storage
     from recsys.spark import get_spark
-    from recsys.train.barrier import run_barrier
+    from recsys.train.launch.barrier import run_barrier
 
     cfg, refit_of = _train_setup(args)
     ds = storage.check_ds(args.ds or storage.today_utc())  # one date for every worker
@@ -135,7 +135,7 @@ def cmd_train_job(args: argparse.Namespace) -> dict:
         "refit_of": refit_of,
     }
     out = run_barrier(
-        spark.sparkContext, cfg.train.workers, "recsys.train.worker:train_step", kwargs
+        spark.sparkContext, cfg.train.workers, "recsys.train.launch.worker:train_worker", kwargs
     )
     return _trained(cfg, Path(out["path"]), out["model_version"], refit_of)
 

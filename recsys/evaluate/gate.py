@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from recsys import schema as S
 from recsys import storage
@@ -33,10 +32,10 @@ from recsys.evaluate.ranking import (
     top_k,
     top_k_by_factors,
 )
+from recsys.lineage import original_ids, published_model
 from recsys.manifests import (
     GateManifest,
     ModelManifest,
-    RecommendationsManifest,
     RunRef,
 )
 from recsys.splits import load_split
@@ -50,29 +49,6 @@ class GateResult:
     reason: str
     path: Path
     manifest: GateManifest
-
-
-def original_ids(prepared: Path, table: str, idx: str, id_col: str) -> np.ndarray:
-    """Original ids of a prepared run's users or items ordered by index: ``ids[idx]``."""
-    frame = pq.read_table(prepared / table, columns=[idx, id_col]).to_pandas()
-    ids = np.empty(len(frame), dtype=object)
-    ids[frame[idx].to_numpy()] = frame[id_col].to_numpy()
-    return ids
-
-
-def published_model(root: str) -> tuple[Path, ModelManifest] | None:
-    """The model behind the published table (None: nothing published); a refit's evaluated
-    twin instead. The model to beat, and the one tonight's training warm-starts from."""
-    try:
-        table = storage.latest(root, "recommendations")
-    except RecsysError:
-        return None
-    model_dir = RecommendationsManifest.read(table).model.folder
-    model = ModelManifest.read(model_dir)
-    if model.refit_of:
-        model_dir = model.refit_of.folder
-        model = ModelManifest.read(model_dir)
-    return model_dir, model
 
 
 def _ndcg(recommended: np.ndarray, test: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int):

@@ -16,4 +16,4 @@ from recsys.manifests import ModelManifest
 def model_metrics(model: ModelManifest) -> dict[str, Any]:
     """``{"test": {...}, "val": {...}, "baselines": {...}}`` as the model run recorded them (a
     refit: its evaluated twin's, with ``metrics_of`` naming it)."""
-    return dict(model.metrics)
+    return model.metrics.to_dict()

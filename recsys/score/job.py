@@ -253,7 +253,7 @@ def write_table(spark, table, folder: Path, partitions: int) -> dict[str, int]:
 def stage_similar(spark, cfg, items, model_dir, model, prepared, family, n, excluded, ds, run,
                   min_item_ratings):  # fmt: skip
     """Stage the similar_items run of the same id (committed after the recommendations)."""
-    from recsys.score.similar import VECTORS
+    from recsys.families import family as family_of
 
     started = time.time()
     paths = storage.new_run(cfg.root, "similar_items", ds, run)
@@ -266,7 +266,7 @@ def stage_similar(spark, cfg, items, model_dir, model, prepared, family, n, excl
         run=paths.run,
         top_n=n,
         similarity="cosine",
-        vectors=VECTORS[family],
+        vectors=family_of(family).vectors,
         model=RunRef.of(model, model_dir),
         model_version=model.model_version,
         prepared=model.prepared,

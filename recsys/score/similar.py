@@ -1,7 +1,9 @@
 """Each item's N nearest items by embedding cosine: the numpy half of the ``similar_items`` table.
 
-Which vectors (``item_vectors``), per model family; each is the item's vector in the space the
-model compares it to users in, so two items with equal vectors score alike for every user:
+Which vectors (``item_vectors``), per model family (declared with the family in
+``recsys.families``: ``Family.item_vectors``, described by ``Family.vectors``); each is the item's
+vector in the space the model compares it to users in, so two items with equal vectors score alike
+for every user:
 
 * ``mf`` / ``biased-mf``: the item factors (a user's score is ``u . v``); the item bias is left
   out: it is popularity, not likeness.
@@ -24,28 +26,17 @@ from __future__ import annotations
 import numpy as np
 
 from recsys.artifact import Scorer
+from recsys.families import FAMILIES
 from recsys.topk import top_k_rows
-
-VECTORS = {
-    "mf": "item_factors",
-    "biased-mf": "item_factors",
-    "ncf": "item_factors @ mlp0_kernel[dim:]",
-    "neumf": "item_gmf * out_kernel[:dim]",
-}
 
 
 def item_vectors(arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The items' vectors the similarity is measured on (see the module doc): (n_items, d)."""
-    family = str(arrays["family"])
-    if family in ("mf", "biased-mf"):
-        return np.asarray(arrays["item_factors"], np.float32)
-    if family == "ncf":
-        dim = arrays["user_factors"].shape[1]
-        return np.asarray(arrays["item_factors"] @ arrays["mlp0_kernel"][dim:], np.float32)
-    if family == "neumf":
-        gmf = arrays["item_gmf"]
-        return np.asarray(gmf * arrays["out_kernel"][: gmf.shape[1], 0], np.float32)
-    raise ValueError(f"no item vectors for model family {family!r}")
+    name = str(arrays["family"])
+    spec = FAMILIES.get(name)
+    if spec is None or spec.item_vectors is None:
+        raise ValueError(f"no item vectors for model family {name!r}")
+    return np.asarray(spec.item_vectors(arrays), np.float32)
 
 
 def unit_rows(vecs: np.ndarray) -> np.ndarray:

@@ -67,46 +67,57 @@ def top_k_factored(
     ex_bounds = np.searchsorted(ex, np.arange(n_tiles + 1) * item_tile)
     for blk in range(n_blocks):
         r0 = blk * user_tile
-        ub = u[r0 : r0 + user_tile]
-        m = ub.shape[0]
-        theta = np.full(m, -np.inf, np.float32)  # each row's k-th best so far
-        cand_r = np.zeros(0, np.int64)
-        cand_c = np.zeros(0, np.int64)
-        cand_v = np.zeros(0, np.float32)
-        for t in range(n_tiles):
-            c0 = t * item_tile
-            s = ub @ items_t[:, c0 : c0 + item_tile]  # (m, w): in cache from here on
-            j = blk * n_tiles + t
-            lo, hi = bounds[j], bounds[j + 1]
+
+        def mask(t: int, s: np.ndarray, c0: int, j0: int = blk * n_tiles, r0: int = r0) -> None:
+            """Tile ``t``'s seen pairs and excluded columns to ``-inf``."""
+            lo, hi = bounds[j0 + t], bounds[j0 + t + 1]
             if hi > lo:
                 s[s_rows[lo:hi] - r0, s_cols[lo:hi] - c0] = -np.inf
             if ex_bounds[t + 1] > ex_bounds[t]:
                 s[:, ex[ex_bounds[t] : ex_bounds[t + 1]] - c0] = -np.inf
-            w = s.shape[1]
-            if t == 0 and w > kk:
-                theta = np.maximum(theta, np.partition(s, w - kk, axis=1)[:, w - kk])
-            flat = np.flatnonzero(s >= theta[:, None])
-            rows, cols = np.divmod(flat, w)
-            vals = s.ravel()[flat]
-            keep = vals > -np.inf
-            cand_r = np.concatenate([cand_r, rows[keep]])
-            cand_c = np.concatenate([cand_c, cols[keep] + c0])
-            cand_v = np.concatenate([cand_v, vals[keep]])
-            # Raise each row's threshold to the k-th best of its candidates; drop the rest.
-            order = np.lexsort((-cand_v, cand_r))
-            cand_r, cand_c, cand_v = cand_r[order], cand_c[order], cand_v[order]
-            starts = np.searchsorted(cand_r, np.arange(m + 1))
-            full = np.flatnonzero(np.diff(starts) >= kk)
-            theta[full] = np.maximum(theta[full], cand_v[starts[full] + kk - 1])
-            keep = cand_v >= theta[cand_r]
-            cand_r, cand_c, cand_v = cand_r[keep], cand_c[keep], cand_v[keep]
+
+        ub = u[r0 : r0 + user_tile]
+        cand_r, cand_c, cand_v = _candidates(ub, items_t, kk, item_tile, n_tiles, mask)
         order = np.lexsort((cand_c, -cand_v, cand_r))  # by row, best score, lower id
         rows, cols = cand_r[order], cand_c[order]
-        starts = np.searchsorted(rows, np.arange(m))
+        starts = np.searchsorted(rows, np.arange(ub.shape[0]))
         place = np.arange(rows.size) - starts[rows]
         take = place < kk
         out[r0 + rows[take], place[take]] = cols[take]
     return out
+
+
+def _candidates(ub, items_t, kk, item_tile, n_tiles, mask):
+    """One block of users' candidates ``(rows, cols, scores)``: every item scoring at least its
+    row's threshold when its tile was scanned, the threshold rising to the k-th best so far."""
+    m = ub.shape[0]
+    theta = np.full(m, -np.inf, np.float32)  # each row's k-th best so far
+    cand_r = np.zeros(0, np.int64)
+    cand_c = np.zeros(0, np.int64)
+    cand_v = np.zeros(0, np.float32)
+    for t in range(n_tiles):
+        c0 = t * item_tile
+        s = ub @ items_t[:, c0 : c0 + item_tile]  # (m, w): in cache from here on
+        mask(t, s, c0)
+        w = s.shape[1]
+        if t == 0 and w > kk:
+            theta = np.maximum(theta, np.partition(s, w - kk, axis=1)[:, w - kk])
+        flat = np.flatnonzero(s >= theta[:, None])
+        rows, cols = np.divmod(flat, w)
+        vals = s.ravel()[flat]
+        keep = vals > -np.inf
+        cand_r = np.concatenate([cand_r, rows[keep]])
+        cand_c = np.concatenate([cand_c, cols[keep] + c0])
+        cand_v = np.concatenate([cand_v, vals[keep]])
+        # Raise each row's threshold to the k-th best of its candidates; drop the rest.
+        order = np.lexsort((-cand_v, cand_r))
+        cand_r, cand_c, cand_v = cand_r[order], cand_c[order], cand_v[order]
+        starts = np.searchsorted(cand_r, np.arange(m + 1))
+        full = np.flatnonzero(np.diff(starts) >= kk)
+        theta[full] = np.maximum(theta[full], cand_v[starts[full] + kk - 1])
+        keep = cand_v >= theta[cand_r]
+        cand_r, cand_c, cand_v = cand_r[keep], cand_c[keep], cand_v[keep]
+    return cand_r, cand_c, cand_v
 
 
 def top_n_block(

@@ -1,9 +1,18 @@
-"""Training: tf.data input from the prepared Parquet, models, strategy, training loop, export.
+"""Training: a prepared run in, a model run out.
 
-``data`` turns a prepared ``ratings/split=<name>/`` folder into batches for a custom train step
-under ``tf.distribute``; the other modules build, train and export the models on top of it.
+Where to start reading: ``step`` is the pipeline step (``recsys train``: read the job, decide
+where the run starts, train, export, evaluate, commit); ``loop`` is the training loop it calls
+(plan the batches with ``plan``, build and compile the model, the callbacks, Keras ``fit``).
+Around them, one home per concept:
 
-Every module here imports TensorFlow, so importing this package first checks that it is installed
+* ``models/``: the model families (one module each, registered in ``recsys.families``);
+  ``ranking`` the ranking loss; ``optim`` the row-sparse optimiser;
+* ``data`` (batches) and ``parquet_rows`` (the files under them), ``runs`` (user runs);
+* ``warm`` (where a run starts, and copying last night's rows) and ``foldin`` (new users);
+* ``callbacks/``: validation, progress and the backup a killed run resumes from;
+* ``launch/``: the Spark barrier stage, its TensorFlow worker process, the strategy.
+
+Training needs TensorFlow, so importing this package first checks that it is installed
 (an optional extra) and otherwise raises one sentence naming the extra, which the command line
 prints with exit status 2 instead of a ``ModuleNotFoundError`` traceback.
 """

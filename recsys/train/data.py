@@ -40,213 +40,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import tensorflow as tf
 
 from recsys import schema as S
 from recsys.errors import RecsysError
+from recsys.train import parquet_rows
+from recsys.train.parquet_rows import COLUMNS
 from recsys.train.runs import Columns, grouped_order, take_rows
 
 log = logging.getLogger(__name__)
 
-# Columns the model reads, in the order they travel through the generator.
-COLUMNS = (S.USER_IDX, S.ITEM_IDX, S.RATING)
 # Below this many rows (per input pipeline) the split is held in memory (600 MB of columns): a
 # full permutation per epoch shuffles better than a streaming window over files grouped by user.
 IN_MEMORY_MAX_ROWS = 50_000_000
-# Row groups read side by side to fill one shuffle chunk: more mixes more of the split into each
-# chunk, at the cost of one open file and one decode buffer each.
-STREAMS = 8
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """A row range of one row group: the unit that is shuffled, sharded and read."""
-
-    path: str
-    row_group: int
-    start: int
-    stop: int
-
-    @property
-    def num_rows(self) -> int:
-        return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class _Split:
-    """A split folder's Parquet files, opened through one filesystem."""
-
-    name: str  # as the caller gave it, for messages
-    fs: pafs.FileSystem
-    files: tuple[str, ...]
-
-
-def _open_split(split_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> _Split:
-    """List the Parquet files of a split folder (local path or a URI pyarrow understands).
-
-    A sequence of folders (a refit reads every split) reads as one split, files in order.
-    """
-    if not isinstance(split_dir, (str, os.PathLike)):
-        parts = [_open_split(one) for one in split_dir]
-        if not parts:
-            raise RecsysError("no split folder given")
-        return _Split(
-            " + ".join(p.name for p in parts),
-            parts[0].fs,
-            tuple(f for p in parts for f in p.files),
-        )
-    name = os.fspath(split_dir)
-    try:
-        if "://" in name:
-            fs, root = pafs.FileSystem.from_uri(name)
-        else:
-            fs, root = pafs.LocalFileSystem(), str(Path(name).absolute())
-        info = fs.get_file_info(root)
-        if info.type != pafs.FileType.Directory:
-            raise RecsysError(
-                f"split folder {name} does not exist; run `recsys prepare` first or check --root"
-            )
-        entries = fs.get_file_info(pafs.FileSelector(root))
-    except (OSError, pa.ArrowException) as err:
-        raise RecsysError(f"cannot list split folder {name}: {err}") from None
-    files = sorted(
-        e.path
-        for e in entries
-        if e.type == pafs.FileType.File
-        and e.base_name.endswith(".parquet")
-        and not e.base_name.startswith(("_", "."))  # staging files and Spark markers
-    )
-    if not files:
-        raise RecsysError(
-            f"split folder {name} has no Parquet files; re-run `recsys prepare` to rebuild it"
-        )
-    return _Split(name, fs, tuple(files))
-
-
-def _parquet(split: _Split, path: str) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(split.fs.open_input_file(path))
-    except (OSError, pa.ArrowException) as err:
-        raise RecsysError(
-            f"{path} is not a readable Parquet file ({err}); re-run `recsys prepare`"
-        ) from None
-
-
-def _plan(split: _Split, columns: Sequence[str], strict_types: bool) -> list[_Piece]:
-    """Every row group of the split as a piece, in file order, after checking the columns."""
-    pieces = []
-    for path in split.files:
-        pf = _parquet(split, path)
-        schema = pf.schema_arrow
-        for column in columns:
-            if column not in schema.names:
-                raise RecsysError(
-                    f"{path} has no column {column!r}; point at a split written by `recsys prepare`"
-                )
-            expected = S.RATINGS_ARROW.field(column).type if strict_types else None
-            if expected is not None and schema.field(column).type != expected:
-                raise RecsysError(
-                    f"{path} has column {column!r} of type {schema.field(column).type}, expected "
-                    f"{expected}; re-run `recsys prepare` to rewrite it"
-                )
-        meta = pf.metadata
-        for rg in range(meta.num_row_groups):
-            n = meta.row_group(rg).num_rows
-            if n:
-                pieces.append(_Piece(path, rg, 0, n))
-    return pieces
-
-
-def _shard(pieces: list[_Piece], pipeline_id: int, num_pipelines: int) -> list[_Piece]:
-    """The pieces covering rows ``[id * n / k, (id + 1) * n / k)`` of the split, in order.
-
-    Contiguous row ranges, not whole row groups, so that pipelines get the same number of rows
-    (within one) however few or uneven the row groups are; only a row group a boundary cuts is
-    decoded by two pipelines.
-    """
-    if num_pipelines == 1:
-        return pieces
-    total = sum(p.num_rows for p in pieces)
-    lo, hi = total * pipeline_id // num_pipelines, total * (pipeline_id + 1) // num_pipelines
-    shard, offset = [], 0
-    for p in pieces:
-        start, stop = max(lo - offset, 0), min(hi - offset, p.num_rows)
-        if start < stop:
-            shard.append(_Piece(p.path, p.row_group, p.start + start, p.start + stop))
-        offset += p.num_rows
-    return shard
-
-
-def _read_pieces(split: _Split, pieces: list[_Piece], columns: Sequence[str]) -> list[np.ndarray]:
-    """The given columns of the pieces, concatenated into preallocated numpy arrays."""
-    schema = _parquet(split, split.files[0]).schema_arrow
-    total = sum(p.num_rows for p in pieces)
-    out = [np.empty(total, schema.field(c).type.to_pandas_dtype()) for c in columns]
-    pos = 0
-    for path in dict.fromkeys(p.path for p in pieces):  # file order, each file opened once
-        pf = _parquet(split, path)
-        for p in (p for p in pieces if p.path == path):
-            table = pf.read_row_group(p.row_group, columns=list(columns))
-            table = table.slice(p.start, p.num_rows)
-            for array, column in zip(out, columns, strict=True):
-                array[pos : pos + p.num_rows] = table.column(column).to_numpy()
-            pos += p.num_rows
-    return out
-
-
-def _stream_piece(split: _Split, piece: _Piece, rows: int) -> Iterator[Columns]:
-    """The model columns of one piece, ``rows`` at a time, decoded incrementally."""
-    pf = _parquet(split, piece.path)
-    seen = 0
-    batches = pf.iter_batches(batch_size=rows, row_groups=[piece.row_group], columns=list(COLUMNS))
-    for batch in batches:
-        lo, hi = max(piece.start - seen, 0), min(piece.stop - seen, batch.num_rows)
-        seen += batch.num_rows
-        if lo < hi:
-            yield [batch.column(i).to_numpy()[lo:hi] for i in range(len(COLUMNS))]
-        if seen >= piece.stop:
-            return
-
-
-def _stream_chunks(
-    split: _Split, pieces: list[_Piece], chunk_rows: int, rng: np.random.Generator | None
-) -> Iterator[Columns]:
-    """Chunks of about ``chunk_rows`` rows: one slice from each of several open pieces.
-
-    Shuffled (``rng`` given), the pieces are taken in a random order and ``STREAMS`` of them are
-    read side by side, each contributing ``chunk_rows / STREAMS`` rows to every chunk, so a chunk
-    mixes distant parts of the split before it is permuted. Unshuffled, one piece at a time in
-    file order.
-    """
-    order = [pieces[i] for i in rng.permutation(len(pieces))] if rng is not None else pieces
-    width = max(min(STREAMS if rng is not None else 1, len(order)), 1)
-    part_rows = max(chunk_rows // width, 1)
-    queue = iter(order)
-
-    def open_next() -> Iterator[Columns] | None:
-        piece = next(queue, None)
-        return None if piece is None else _stream_piece(split, piece, part_rows)
-
-    streams = [s for s in (open_next() for _ in range(width)) if s is not None]
-    while streams:
-        parts = []
-        for slot, stream in enumerate(streams):
-            while stream is not None:
-                part = next(stream, None)
-                if part is not None:
-                    parts.append(part)
-                    break
-                stream = streams[slot] = open_next()
-        streams = [s for s in streams if s is not None]
-        if parts:
-            yield [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
 def _epoch_numbers(epochs: int | None) -> Iterator[int]:
@@ -262,7 +70,7 @@ def _memory_epochs(
 ) -> Iterator[Iterator[Columns]]:
     """Each epoch of in-memory rows as chunks: a full permutation (or file order) sliced.
 
-    A full shuffle of 25M rows takes about 2 s (6 s in user runs, ``group > 1``). Numpy's
+    A full shuffle of a large split takes seconds (docs/tuning.md). Numpy's
     ``shuffle`` and sorts release the GIL, so the next epoch's order is drawn in a thread once
     this epoch is half consumed, and the epoch boundary does not stall the train step.
     """
@@ -413,6 +221,77 @@ def _dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _replica_batch(
+    global_batch_size: int,
+    shuffle_chunk_rows: int,
+    epochs: int | None,
+    seed: int,
+    input_context: tf.distribute.InputContext | None,
+    group: int,
+) -> tuple[int, int, int]:
+    """``(pipeline, pipelines, batch per replica)`` of ``ratings_dataset``'s arguments, each
+    checked in one sentence."""
+    if global_batch_size < 1:
+        raise RecsysError(f"global_batch_size must be at least 1, got {global_batch_size}")
+    if shuffle_chunk_rows < 1:
+        raise RecsysError(f"shuffle_chunk_rows must be at least 1, got {shuffle_chunk_rows}")
+    if epochs is not None and epochs < 0:
+        raise RecsysError(f"epochs must be None (forever) or at least 0, got {epochs}")
+    if seed < 0:
+        raise RecsysError(f"the shuffle seed must be non-negative, got {seed}")
+    pipeline, pipelines, batch = 0, 1, global_batch_size
+    if input_context is not None:
+        pipeline = input_context.input_pipeline_id
+        pipelines = input_context.num_input_pipelines
+        replicas = input_context.num_replicas_in_sync
+        if global_batch_size % replicas:
+            raise RecsysError(
+                f"global_batch_size {global_batch_size} does not divide over {replicas} "
+                f"replicas; choose a multiple of {replicas}"
+            )
+        batch = input_context.get_per_replica_batch_size(global_batch_size)
+    if group < 1 or batch % group:
+        raise RecsysError(
+            f"the batch of {batch} rows per replica is not a multiple of the user run of {group} "
+            "rows (train.user_group); choose a batch that is"
+        )
+    return pipeline, pipelines, batch
+
+
+def _orders(seed: int, pipeline: int, shuffle: bool) -> Callable[[int], np.random.Generator | None]:
+    """The generator of each epoch's order: a function of ``(seed, epoch, pipeline)`` only."""
+
+    def rng(epoch: int) -> np.random.Generator | None:
+        return np.random.default_rng([seed, epoch, pipeline]) if shuffle else None
+
+    return rng
+
+
+def _memory_elements(split, pieces, rng, epochs, group, batch, drop_remainder, chunk_rows):
+    """The elements of a split held in memory: one full permutation per epoch."""
+    columns = parquet_rows.read_pieces(split, pieces, COLUMNS)
+    # Chunks of whole batches, so that no rows are carried (and copied) between chunks.
+    chunk = max(chunk_rows // batch, 1) * batch
+
+    def elements() -> Iterator[Element]:
+        for chunks in _memory_epochs(columns, chunk, rng, epochs, group):
+            yield from _whole_batches(chunks, batch, drop_remainder, None)
+
+    return elements
+
+
+def _stream_elements(split, pieces, rng, epochs, group, batch, drop_remainder, chunk_rows):
+    """The elements of a split streamed from Parquet, a shuffled chunk at a time."""
+
+    def elements() -> Iterator[Element]:
+        for epoch in _epoch_numbers(epochs):
+            generator = rng(epoch)
+            chunks = parquet_rows.stream_chunks(split, pieces, chunk_rows, generator)
+            yield from _whole_batches(chunks, batch, drop_remainder, generator, group)
+
+    return elements
+
+
 def ratings_dataset(
     split_dir: str | os.PathLike | Sequence[str | os.PathLike],
     *,
@@ -461,34 +340,15 @@ def ratings_dataset(
     Raises:
         RecsysError: The folder is missing, holds no Parquet files, or lacks a column.
     """
-    if global_batch_size < 1:
-        raise RecsysError(f"global_batch_size must be at least 1, got {global_batch_size}")
-    if shuffle_chunk_rows < 1:
-        raise RecsysError(f"shuffle_chunk_rows must be at least 1, got {shuffle_chunk_rows}")
-    if epochs is not None and epochs < 0:
-        raise RecsysError(f"epochs must be None (forever) or at least 0, got {epochs}")
-    if seed < 0:
-        raise RecsysError(f"the shuffle seed must be non-negative, got {seed}")
-    pipeline, pipelines, batch = 0, 1, global_batch_size
-    if input_context is not None:
-        pipeline = input_context.input_pipeline_id
-        pipelines = input_context.num_input_pipelines
-        replicas = input_context.num_replicas_in_sync
-        if global_batch_size % replicas:
-            raise RecsysError(
-                f"global_batch_size {global_batch_size} does not divide over {replicas} "
-                f"replicas; choose a multiple of {replicas}"
-            )
-        batch = input_context.get_per_replica_batch_size(global_batch_size)
-    if group < 1 or batch % group:
-        raise RecsysError(
-            f"the batch of {batch} rows per replica is not a multiple of the user run of {group} "
-            "rows (train.user_group); choose a batch that is"
-        )
+    pipeline, pipelines, batch = _replica_batch(
+        global_batch_size, shuffle_chunk_rows, epochs, seed, input_context, group
+    )
     group = group if shuffle else 1
 
-    split = _open_split(split_dir)
-    pieces = _shard(_plan(split, COLUMNS, strict_types=True), pipeline, pipelines)
+    split = parquet_rows.open_split(split_dir)
+    pieces = parquet_rows.shard(
+        parquet_rows.plan(split, COLUMNS, strict_types=True), pipeline, pipelines
+    )
     rows = sum(p.num_rows for p in pieces)
     if in_memory is None:
         in_memory = rows < IN_MEMORY_MAX_ROWS
@@ -503,30 +363,13 @@ def ratings_dataset(
         batch,
     )
 
-    def rng(epoch: int) -> np.random.Generator | None:
-        return np.random.default_rng([seed, epoch, pipeline]) if shuffle else None
-
-    if in_memory:
-        columns = _read_pieces(split, pieces, COLUMNS)
-        # Chunks of whole batches, so that no rows are carried (and copied) between chunks.
-        chunk = max(shuffle_chunk_rows // batch, 1) * batch
-
-        def elements() -> Iterator[Element]:
-            for chunks in _memory_epochs(columns, chunk, rng, epochs, group):
-                yield from _whole_batches(chunks, batch, drop_remainder, None)
-
-    else:
-
-        def elements() -> Iterator[Element]:
-            for epoch in _epoch_numbers(epochs):
-                generator = rng(epoch)
-                chunks = _stream_chunks(split, pieces, shuffle_chunk_rows, generator)
-                yield from _whole_batches(chunks, batch, drop_remainder, generator, group)
-
+    make = _memory_elements if in_memory else _stream_elements
+    rng = _orders(seed, pipeline, shuffle)
+    elements = make(split, pieces, rng, epochs, group, batch, drop_remainder, shuffle_chunk_rows)
     return _dataset(elements, batch, drop_remainder, skip_batches)
 
 
 def count_rows(split_dir: str | os.PathLike) -> int:
     """Rows of a split, from the Parquet footers alone (no data is read)."""
-    split = _open_split(split_dir)
-    return sum(_parquet(split, path).metadata.num_rows for path in split.files)
+    split = parquet_rows.open_split(split_dir)
+    return sum(parquet_rows.parquet(split, path).metadata.num_rows for path in split.files)

@@ -2,9 +2,9 @@
 
 A warm start copies last night's rows, but a user new tonight has only a fresh random row, and the
 few epochs of a warm run at a reduced step leave it far from where a cold run's 40 epochs put it
-(ml-1m shape, users new on night 2: later-rows NDCG@10 0.28-0.32 warm against 0.40 cold; old
-users equal). With the item vectors fixed, each new user's row is the minimiser of a convex loss,
-the full softmax of the ranking objective over the user's rows plus its per-row L2 penalty:
+(measured: docs/tuning.md). With the item vectors fixed, each new user's row is the minimiser of
+a convex loss, the full softmax of the ranking objective over the user's rows plus its per-row L2
+penalty:
 
     L(u) = sum_i w_i [logsumexp_j(u . v_j + b_j) - (u . v_i + b_i) + l2 |u|^2]
 
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from recsys import schema as S
+from recsys.families import FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ def fold_in_users(
     ``rows``: the training rows (user, item and rating columns). Users without a weighted row keep
     their fresh rows.
     """
-    if getattr(model, "family", "") not in ("mf", "biased-mf") or model.objective != "ranking":
+    name = getattr(model, "family", "")
+    if name not in FAMILIES or not FAMILIES[name].fold_in or model.objective != "ranking":
         return {"users": 0, "reason": f"{getattr(model, 'family', '?')} has no fold-in"}
     rows = {c: np.asarray(rows[c]) for c in (S.USER_IDX, S.ITEM_IDX, S.RATING)}
     arrays = model.export_arrays()

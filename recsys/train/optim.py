@@ -26,9 +26,9 @@ def is_table(variable: Any) -> bool:
 
 
 def _group_rows(gradient: tf.IndexedSlices, n_rows: int):
-    """A row-sparse gradient summed per row without ``tf.unique``, which XLA runs ~4x slower than
-    the whole update (a sort). The last entry of each row (found by a scatter-max of positions
-    into a scratch vector of ``n_rows``) carries its row's sum; the others carry zeros.
+    """A row-sparse gradient summed per row without ``tf.unique``, which XLA runs slower than
+    the whole update (a sort; docs/tuning.md). The last entry of each row (found by a scatter-max
+    of positions into a scratch vector of ``n_rows``) carries its row's sum; the others carry zeros.
 
     Returns ``(indices (n,), values (n, dim), first (n,) bool)``: ``values`` is the row's summed
     gradient where ``first`` and 0 elsewhere, so scatter-adds of anything masked by ``first``

@@ -16,8 +16,7 @@ for each (user, chosen item) row, a softmax over candidate items must put the ch
   2020): without it popular items, over-represented among in-batch negatives, are pushed down.
   Candidates equal to a row's own chosen item ("accidental hits") are masked.
 * **BPR** (``loss == "bpr"``): ``-log sigmoid(s(u, i) - s(u, j))`` with one uniform negative per
-  row. Kept for comparison: on MovieLens 100K it reached NDCG@10 0.40 after 60 epochs where the
-  full softmax reached 0.50 in 40 (see README, "Ranking objective").
+  row. Kept for comparison: on MovieLens 100K it ranks below the full softmax (docs/tuning.md).
 
 **User groups** (``group > 1``): the input puts each user's rows side by side in runs of ``group``
 (``recsys.train.data``), so a batch of ``b`` rows holds ``b / group`` users. The factor models then
@@ -154,7 +153,7 @@ class RankingLoss:
 
         Same loss as ``_sampled_logits``: the gathers and the softmax run as XLA islands
         (``model.island``), the ``(b / group, c)`` candidate matmul between them as TensorFlow's
-        own kernel, about 3x faster than XLA's on CPU.
+        own kernel, faster than XLA's on CPU (docs/tuning.md).
         """
         u, cand_vec, col, pos, penalty, hits = model.island(
             "operands", lambda x, step: self._operands(model, x, step)

@@ -5,7 +5,7 @@ per row (``recsys.train.ranking``, ``group``). For that to pay, a batch must hol
 each of its users: the input (``recsys.train.data``) lays every epoch out in *runs* of ``group``
 rows of one user, shuffled within the user and shuffled as runs, so every row is still seen once
 an epoch in a random batch. A user's last run, when shorter, is padded; pads carry a NaN rating,
-which the loss weighs 0 (about 1% of the rows at ``group`` 4 on MovieLens-shaped data).
+which the loss weighs 0 (few rows on MovieLens-shaped data: docs/tuning.md).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ genre table) are copied when their shapes match (the genre table also needs the 
 Old weights are read from ``model.keras``: ``arrays.npz`` holds item vectors with the genre
 part folded in, not the tables training needs. A source that is missing, unreadable, or of another
 family, dimension, objective or split gives one log line and a cold start, never a failed night.
+
+The step decides where a run starts (``origin``: cold, last night's model, or the evaluated model
+a refit continues) before the loop exists; the loop loads it (``load_warm_start``, TensorFlow).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import TrainConfig
 from recsys.errors import RecsysError
-from recsys.evaluate.gate import original_ids, published_model
-from recsys.manifests import ModelManifest, PreparedManifest
+from recsys.lineage import original_ids, published_model
+from recsys.manifests import ModelManifest, PreparedManifest, WarmRecord
 from recsys.train.optim import DENSE_NAMES, is_table
 
 log = logging.getLogger(__name__)
@@ -54,13 +57,13 @@ class WarmStart:
     same_genres: bool = True
     version: str = ""
 
-    def apply(self, model: Any) -> dict[str, Any]:
+    def apply(self, model: Any) -> WarmRecord:
         """Set ``model``'s variables from the old weights; returns the manifest's record.
 
         Call after ``build_model`` (inside the strategy scope) and before training.
         """
         if self.weights is None:
-            return {"from": None, "reason": self.reason}
+            return WarmRecord(source=None, reason=self.reason)
         copied, kept = [], []
         for key, var in zip(weight_keys(model.weights), model.weights, strict=True):
             old = self.weights.get(key)
@@ -85,14 +88,14 @@ class WarmStart:
                 continue
             var.assign(value)
             copied.append(key)
-        return {
-            "from": str(self.source),
-            "model_version": self.version,
-            "users": int(np.count_nonzero(self.user_rows >= 0)),
-            "items": int(np.count_nonzero(self.item_rows >= 0)),
-            "copied": copied,
-            "kept_fresh": kept,
-        }
+        return WarmRecord(
+            source=str(self.source),
+            model_version=self.version,
+            users=int(np.count_nonzero(self.user_rows >= 0)),
+            items=int(np.count_nonzero(self.item_rows >= 0)),
+            copied=copied,
+            kept_fresh=kept,
+        )
 
 
 def weight_keys(weights: list[Any]) -> list[str]:
@@ -110,6 +113,22 @@ def weight_keys(weights: list[Any]) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a run starts, as the step decided: a model run to copy rows from, or cold.
+
+    ``required``: a refit's start, which must load (an error otherwise, never a silent cold
+    start); ``reason``: why a run starts cold.
+    """
+
+    source: Path | None = None
+    required: bool = False
+    reason: str = "train.warm_start is off"
+
+
+COLD = Origin()
+
+
 def find_source(root: str) -> Path | None:
     """The model last night served (its evaluated twin if a refit), else ``models/_LATEST``."""
     published = published_model(root)
@@ -121,6 +140,24 @@ def find_source(root: str) -> Path | None:
         return None
     refit_of = ModelManifest.read(model_dir).refit_of
     return refit_of.folder if refit_of else model_dir
+
+
+def origin(root: str, tcfg: TrainConfig, source: Path | None = None) -> Origin:
+    """Where ``tcfg`` starts: ``source`` (required), else with ``train.warm_start`` the model
+    last night served (``find_source``), else cold. A source that cannot be found gives one log
+    line and a cold start, never an error."""
+    if source is not None:
+        return Origin(source, required=True)
+    if not tcfg.warm_start:
+        return COLD
+    try:
+        found = find_source(root)
+        if found is None:
+            raise RecsysError(f"no model was published or trained under {root} yet")
+    except (RecsysError, OSError, KeyError, TypeError, ValueError) as exc:
+        log.warning("cold start: %s", exc)
+        return Origin(reason=str(exc))
+    return Origin(found)
 
 
 def _genres(prepared: Path) -> list[str]:
@@ -156,25 +193,18 @@ def _mismatch(
 
 
 def load_warm_start(
-    root: str,
-    tcfg: TrainConfig,
-    prepared: Path,
-    manifest: PreparedManifest,
-    source: Path | None = None,
+    tcfg: TrainConfig, prepared: Path, manifest: PreparedManifest, start: Origin
 ) -> WarmStart:
-    """What ``tcfg`` starts from: ``source``, else (``train.warm_start``) ``find_source(root)``.
+    """The old weights and row maps of ``start`` (decided by the step, ``origin``).
 
-    A found source that will not do gives one log line and a cold start with the reason, never
-    an error; an explicit ``source`` (a continue refit, which must not start cold) raises.
+    A source that will not do gives one log line and a cold start with the reason, never an
+    error, unless it is ``required`` (a refit, which must not start cold): then it raises.
     Uses TensorFlow (loads ``model.keras``): call it after the distribution strategy exists.
     """
-    if source is None and not tcfg.warm_start:
-        return WarmStart("train.warm_start is off")
-    explicit = source is not None
+    source = start.source
+    if source is None:
+        return WarmStart(start.reason)
     try:
-        source = source or find_source(root)
-        if source is None:
-            raise RecsysError(f"no model was published or trained under {root} yet")
         old = ModelManifest.read(source)
         integrity.check_model(source, old, ("model.keras",))
         old_prepared = old.prepared.folder
@@ -184,7 +214,7 @@ def load_warm_start(
         if why:
             raise RecsysError(f"{source} cannot seed tonight's model: {why}")
         weights = _load_weights(source / "model.keras")
-        start = WarmStart(
+        warm = WarmStart(
             reason="",
             source=source,
             weights=weights,
@@ -195,26 +225,28 @@ def load_warm_start(
         )
     except (RecsysError, OSError, KeyError, TypeError, ValueError) as exc:
         why = f"the manifest of {source} has no {exc}" if isinstance(exc, KeyError) else str(exc)
-        if explicit:
+        if start.required:
             raise RecsysError(f"cannot start from {source}: {why}") from None
         log.warning("cold start: %s", why)
         return WarmStart(why)
     log.info(
         "warm start from %s: %d of %d users and %d of %d items found by id",
-        start.version or source,
-        np.count_nonzero(start.user_rows >= 0),
-        len(start.user_rows),
-        np.count_nonzero(start.item_rows >= 0),
-        len(start.item_rows),
+        warm.version or source,
+        np.count_nonzero(warm.user_rows >= 0),
+        len(warm.user_rows),
+        np.count_nonzero(warm.item_rows >= 0),
+        len(warm.item_rows),
     )
-    return start
+    return warm
 
 
 def _load_weights(path: Path) -> dict[str, np.ndarray]:
     """Every variable of a saved model by ``weight_keys``; RecsysError when it will not load."""
     import keras
 
-    import recsys.train.models  # noqa: F401  (registers the model classes for loading)
+    from recsys.train.models.build import register_all
+
+    register_all()  # Keras finds the saved model's class by its registered name
 
     if not path.is_file():
         raise RecsysError(f"{path} is missing")

@@ -45,12 +45,11 @@ def no_heavy_start(monkeypatch):
     monkeypatch.setattr(spark, "get_spark", refuse)
     monkeypatch.setattr(job, "get_spark", refuse)
     try:
-        from recsys.train import fitting, trainer
+        from recsys.train import step
 
         def no_fit(*_args, **_kwargs):
             raise AssertionError("training started before the error")
 
-        monkeypatch.setattr(fitting, "fit", no_fit)
-        monkeypatch.setattr(trainer, "fit", no_fit)
+        monkeypatch.setattr(step, "fit", no_fit)
     except ImportError:  # no TensorFlow: nothing can start it
         pass

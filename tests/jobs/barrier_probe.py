@@ -1,8 +1,9 @@
 """Test-only: a small deterministic training run through the barrier launcher.
 
 Shipped with ``--py-files`` beside the recsys zip. Run by spark-submit it is the driver
-(``barrier_probe.py WORKERS SPLIT_DIR OUT_JSON``: :func:`recsys.train.barrier.run_barrier` with
-``barrier_probe:train`` as the entry); each worker then imports it and calls :func:`train`, which
+(``barrier_probe.py WORKERS SPLIT_DIR OUT_JSON``:
+:func:`recsys.train.launch.barrier.run_barrier` with ``barrier_probe:train`` as the entry); each
+worker then imports it and calls :func:`train`, which
 fits the project's models with its optimiser, without shuffling, so that two workers and one can
 be compared weight for weight.
 """
@@ -25,10 +26,10 @@ def train(split_dir: str) -> dict[str, list]:
 
     from recsys.config import TrainConfig
     from recsys.train.data import ratings_dataset
-    from recsys.train.models import MODELS
+    from recsys.train.launch.strategy import make_strategy
+    from recsys.train.models.build import model_class
     from recsys.train.optim import SparseTableOptimizer
-    from recsys.train.strategy import make_strategy
-    from recsys.train.trainer import compile_options
+    from recsys.train.plan import compile_options
 
     strategy = make_strategy()  # MultiWorkerMirroredStrategy when TF_CONFIG names 2 workers
     replicas = strategy.num_replicas_in_sync
@@ -36,7 +37,7 @@ def train(split_dir: str) -> dict[str, list]:
     for family, objective, method in CASES:
         keras.utils.set_random_seed(0)
         with strategy.scope():
-            model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective)
+            model = model_class(family)(20, 30, dim=4, init_scale=0.3, seed=1, objective=objective)
             model.build()
             model.xla = False
             rate = 0.1 if method == "adagrad" else 0.001
@@ -64,7 +65,7 @@ def train(split_dir: str) -> dict[str, list]:
 def main(argv: list[str]) -> int:
     from pyspark.sql import SparkSession
 
-    from recsys.train.barrier import run_barrier
+    from recsys.train.launch.barrier import run_barrier
 
     workers, split_dir, out = int(argv[0]), argv[1], argv[2]
     spark = SparkSession.builder.appName("barrier-probe").getOrCreate()

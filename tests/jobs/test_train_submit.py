@@ -182,14 +182,14 @@ def test_more_workers_than_slots_fail_at_once(
 
 
 def _worker_pids() -> dict[int, int]:
-    """{TF_CONFIG task index: pid} of the running recsys.train.worker processes."""
+    """{TF_CONFIG task index: pid} of the running recsys.train.launch.worker processes."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"recsys.train.worker" not in cmdline:
+            if b"recsys.train.launch.worker" not in cmdline:
                 continue
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
@@ -243,12 +243,12 @@ def test_killed_worker_fails_the_stage_and_the_retry_commits_a_whole_run(
     assert proc.returncode == 0, out[-6000:]
     final = storage.resolve(str(prepared_root), "models", DS, run)
     manifest = ModelManifest.read(final)
-    assert manifest.training["replicas"] == 2
+    assert manifest.training.replicas == 2
     # The retry resumed from the chief's backup (the peer from a copy of it), rather than from
     # scratch, and the record counts every epoch, those before the kill included. The kill
     # follows epoch 3's progress line, which the backup of that epoch follows: 2 or later.
-    assert manifest.training["epochs_run"] == 20
-    assert 2 <= manifest.training["resumed_from_epoch"] < 20
+    assert manifest.training.epochs_run == 20
+    assert 2 <= manifest.training.resumed_from_epoch < 20
     assert (final / "arrays.npz").is_file() and (final / "model.keras").is_file()
     assert storage.latest(str(prepared_root), "models") == final
     assert killed not in _worker_pids().values()
@@ -275,7 +275,7 @@ def test_train_then_refit_on_the_cluster_from_the_zip(
     report = f"{result.report()}\n{cluster.log_text()}"
     assert result.code == 0, report
     model = storage.resolve(str(prepared_root), "models", DS, "night")
-    assert ModelManifest.read(model).training["replicas"] == 2
+    assert ModelManifest.read(model).training.replicas == 2
 
     refit = _train_args(prepared_root, "night-refit", "--set", "train.workers=2", "--refit")
     refit += ["--refit-ds", DS, "--refit-run", "night"]
@@ -284,8 +284,8 @@ def test_train_then_refit_on_the_cluster_from_the_zip(
     assert result.code == 0, f"{result.report()}\n{cluster.log_text()}"
     manifest = ModelManifest.read(storage.resolve(str(prepared_root), "models", DS, "night-refit"))
     assert manifest.refit_of is not None and manifest.refit_of.run == "night"
-    assert manifest.training["replicas"] == 2
-    assert manifest.training["continued_on"] == ["val", "test"]
+    assert manifest.training.replicas == 2
+    assert manifest.training.continued_on == ["val", "test"]
     # Every TensorFlow worker imported recsys from the shipped zip, never from the checkout.
     logs = "".join(p.read_text(errors="replace") for p in cluster.executor_logs())
     origins = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from recsys.errors import RecsysError
-from recsys.train import barrier
+from recsys.train.launch import barrier
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_launcher_and_the_train_job_driver_import_no_tensorflow():
     code = (
         "import sys, runpy; sys.argv = ['jobs/train.py', '--help']\n"
-        "import recsys.train.barrier, recsys.cli.train\n"
+        "import recsys.train.launch.barrier, recsys.cli.train\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     done = subprocess.run(
@@ -43,7 +43,7 @@ def test_the_launcher_and_the_train_job_driver_import_no_tensorflow():
 )
 def test_only_the_first_worker_or_the_chief_writes(monkeypatch, tf_config, chief):
     pytest.importorskip("tensorflow")
-    from recsys.train.strategy import is_chief, worker_count
+    from recsys.train.launch.strategy import is_chief, worker_count
 
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -108,13 +108,13 @@ def test_a_failed_stage_is_told_by_the_worker_s_own_line():
 
 def test_a_refit_trains_on_tonight_s_workers_not_the_evaluated_model_s():
     pytest.importorskip("tensorflow")
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from recsys.config import Config, TrainConfig
-    from recsys.train.trainer import refit_config
+    from recsys.train.step import refit_config
 
     class Evaluated:
-        train = asdict(TrainConfig(workers=4, epochs=7))
+        train = TrainConfig(workers=4, epochs=7)
         best_epoch = 5
 
     cfg = Config()

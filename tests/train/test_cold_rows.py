@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 @pytest.fixture(scope="module")
 def temporal(spark, tmp_path_factory, synthetic_run):
     """A synthetic log split at one global time cutoff (80/20): many test users are cold."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(
         tmp_path_factory.mktemp("cold"),
@@ -41,7 +41,7 @@ def test_cold_users_get_the_mean_trained_row(temporal):
     n_users = result.manifest.dims.users
     seen = np.bincount(train[S.USER_IDX], minlength=n_users) > 0
     cold = np.flatnonzero(~seen)
-    assert cold.size and result.manifest.training["cold_rows"]["users"] == cold.size
+    assert cold.size and result.manifest.training.cold_rows["users"] == cold.size
     for name in ("user_factors", "user_bias"):
         want = arrays[name][seen].mean(axis=0)
         np.testing.assert_allclose(
@@ -67,7 +67,8 @@ def test_cold_user_mae_is_no_worse_than_the_biased_baseline(temporal):
 
 
 def test_fill_cold_rows_by_hand_for_users_and_items():
-    from recsys.train.models import BiasedMF, fill_cold_rows
+    from recsys.train.models.biased_mf import BiasedMF
+    from recsys.train.models.cold import fill_cold_rows
 
     genres = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32)
     model = BiasedMF(3, 3, dim=2, objective="rating", item_features=genres)

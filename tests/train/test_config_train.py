@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from recsys.config import TrainConfig
+from recsys.config import TrainConfig, check_train_config
 from recsys.errors import RecsysError
-from recsys.train.strategy import worker_count
-from recsys.train.trainer import auto_global_batch, check_train_config, compile_options
+from recsys.train.launch.strategy import worker_count
+from recsys.train.plan import auto_global_batch, compile_options
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_compile_options_follow_replicas():
 
 
 def test_epoch_steps_are_whole_calls():
-    from recsys.train.trainer import epoch_steps, steps_per_call
+    from recsys.train.plan import epoch_steps, steps_per_call
 
     # 362 batches: 6 calls of 60 steps (not 6 calls of 64, which would train 384).
     assert steps_per_call(362) == 60
@@ -126,7 +126,7 @@ def test_row_sparse_update_sums_repeated_rows_once(method):
 )
 def test_user_runs_serve_the_factored_sampled_softmax_only(change, n_items, batch, group, in_batch):
     from recsys.manifests import PreparedManifest
-    from recsys.train.build import ranking_settings
+    from recsys.train.models.build import ranking_settings
 
     manifest = PreparedManifest(
         ds="d", run="r", n_users=10, n_items=n_items, counts={"train": 10}, global_mean=3.5
@@ -136,7 +136,7 @@ def test_user_runs_serve_the_factored_sampled_softmax_only(change, n_items, batc
 
 
 def test_table_step_follows_the_batch():
-    from recsys.train.fitting import table_learning_rate
+    from recsys.train.plan import table_learning_rate
 
     # Adagrad: linear in the batch; lazy Adam from random rows: its square root; warm: as given.
     assert table_learning_rate(0.5, 1024, "adagrad") == pytest.approx(2.0)

@@ -15,9 +15,9 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from recsys.config import load_config  # noqa: E402
-from recsys.train.progress import EpochProgress, duration  # noqa: E402
+from recsys.train.callbacks.progress import EpochProgress, duration  # noqa: E402
 
-LOGGER = "recsys.train.progress"
+LOGGER = "recsys.train.callbacks.progress"
 
 
 class Clock:
@@ -128,7 +128,7 @@ def test_training_logs_one_line_per_epoch_and_draws_no_bar(tiny_root, caplog, mo
     """Not a terminal (pytest captures stderr): the lines are logged, no bar is ever started."""
     from rich.progress import Progress
 
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     started = []
     monkeypatch.setattr(Progress, "start", lambda self: started.append(self))
@@ -147,7 +147,8 @@ def test_training_logs_one_line_per_epoch_and_draws_no_bar(tiny_root, caplog, mo
 
 def test_resumed_training_numbers_epochs_as_keras_does(tiny_root, caplog, monkeypatch):
     """Killed after epoch 1, the rerun resumes from its backup and logs epochs 2 and 3."""
-    from recsys.train import resume, trainer
+    from recsys.train import step
+    from recsys.train.callbacks import resume
 
     class Killed(Exception):
         pass
@@ -166,9 +167,9 @@ def test_resumed_training_numbers_epochs_as_keras_does(tiny_root, caplog, monkey
     caplog.set_level(logging.INFO, logger=LOGGER)
     cfg = tiny_cfg(tiny_root, objective="ranking", patience=10)
     with pytest.raises(Killed):
-        trainer.run_train(cfg, "2026-01-04")
+        step.run_train(cfg, "2026-01-04")
     caplog.clear()
-    trainer.run_train(cfg, "2026-01-04")
+    step.run_train(cfg, "2026-01-04")
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert [line.split(":")[0] for line in lines] == ["epoch 2/3", "epoch 3/3"]
 
@@ -177,7 +178,7 @@ def test_recsys_train_shows_devices_and_epoch_lines_by_default(tiny_root):
     """`recsys train` without -v, stderr a pipe as in an Airflow task: lines, and no bar."""
     import tensorflow as tf
 
-    from recsys.train.strategy import device_kind
+    from recsys.train.launch.strategy import device_kind
 
     cmd = [sys.executable, "-m", "recsys.cli", "train", "--root", tiny_root, "--ds", "2026-01-05"]
     cmd += ["--objective", "rating", "--set", "train.epochs=2", "--set", "train.eval_max_users=0"]
@@ -185,6 +186,7 @@ def test_recsys_train_shows_devices_and_epoch_lines_by_default(tiny_root):
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
     assert f"TensorFlow {tf.__version__} on {device_kind()}: default strategy over" in err
-    epochs = re.findall(r"recsys\.train\.progress: (epoch \d/2): loss \S+, val_rmse \S+,", err)
+    line = r"recsys\.train\.callbacks\.progress: (epoch \d/2): loss \S+, val_rmse \S+,"
+    epochs = re.findall(line, err)
     assert epochs == ["epoch 1/2", "epoch 2/2"]
     assert "\x1b[" not in err and "━" not in err

@@ -14,7 +14,7 @@ from recsys import schema as S  # noqa: E402
 from recsys.artifact import Scorer  # noqa: E402
 from recsys.cli import main  # noqa: E402
 from recsys.config import load_config  # noqa: E402
-from recsys.train.models import MODELS  # noqa: E402
+from recsys.train.models.build import model_class  # noqa: E402
 from recsys.train.ranking import MASKED, RankingLoss  # noqa: E402
 
 N_USERS, N_ITEMS = 5, 4
@@ -22,7 +22,7 @@ N_USERS, N_ITEMS = 5, 4
 
 def tiny_mf(**kw):
     """MF with 2-d factors set by hand: user u = (u, 1) / 4, item i = (1, -i) / 2."""
-    model = MODELS["mf"](N_USERS, N_ITEMS, dim=2, l2=0.1, objective="ranking", **kw)
+    model = model_class("mf")(N_USERS, N_ITEMS, dim=2, l2=0.1, objective="ranking", **kw)
     model.build()
     users = np.stack([np.arange(N_USERS), np.ones(N_USERS)], axis=1) / 4
     items = np.stack([np.ones(N_ITEMS), -np.arange(N_ITEMS)], axis=1) / 2
@@ -98,7 +98,9 @@ def test_cross_scores_equal_the_numpy_kernel(family, kw):
     """``cross`` (what the softmax trains) ranks exactly what the scoring kernel serves."""
     rng = np.random.default_rng(1)
     feats = rng.integers(0, 2, (N_ITEMS, 3)).astype(np.float32)
-    model = MODELS[family](N_USERS, N_ITEMS, dim=4, item_features=feats, objective="ranking", **kw)
+    model = model_class(family)(
+        N_USERS, N_ITEMS, dim=4, item_features=feats, objective="ranking", **kw
+    )
     model.build()
     for w in model.trainable_weights:
         w.assign(rng.normal(0, 0.5, w.shape).astype(np.float32))
@@ -131,7 +133,7 @@ def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negati
     Measured with these defaults: 0.429 (full) and 0.432 (sampled) against 0.379 for popularity
     and 0.194 for the rating baseline; the planted model itself reaches 0.63.
     """
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = load_config(
         root=synthetic_root,
@@ -139,16 +141,16 @@ def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negati
     )
     result = run_train(cfg, "2026-02-02")
     m = result.manifest
-    assert m.objective == "ranking" and m.train["l2"] is not None
-    assert m.training["ranking_loss"]["negatives"] == negatives
-    test, base = m.metrics["test"], m.metrics["baselines"]
+    assert m.objective == "ranking" and m.train.l2 is not None
+    assert m.training.ranking_loss["negatives"] == negatives
+    test, base = m.metrics.test, m.metrics.baselines
     assert "rmse" not in test  # a ranking model's score is not a rating
     popular, rating = base["most_popular"], base["biased_baseline"]
     assert test["ndcg@10"] > 1.1 * popular["ndcg@10"], (test, popular)
     assert test["recall@10"] > popular["recall@10"] and test["map@10"] > popular["map@10"]
     assert test["ndcg@10"] > 2 * rating["ndcg@10"]
     history = json.loads((result.path / "history.json").read_text())
-    assert len(history["val_ndcg@10"]) == m.training["epochs_run"]
+    assert len(history["val_ndcg@10"]) == m.training.epochs_run
     assert "best validation NDCG@10" in (result.path / "report.md").read_text()
 
 
@@ -208,7 +210,7 @@ def test_factored_softmax_equals_the_generic_one_with_gradients(xla, group):
     ``model.cross`` for every row, accidental hits (item 1 thrice, item 7 twice) included."""
     rng = np.random.default_rng(3)
     genres = rng.uniform(size=(N_ITEMS * 5, 3)).astype(np.float32)
-    model = MODELS["biased-mf"](
+    model = model_class("biased-mf")(
         N_USERS, N_ITEMS * 5, dim=4, objective="ranking", item_features=genres, init_scale=0.5
     )
     model.build()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +13,12 @@ from recsys import integrity, storage
 from recsys.artifact import Scorer
 from recsys.cli import main
 from recsys.config import load_config
+from recsys.manifests import ModelManifest
 
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory, synthetic_run):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(tmp_path_factory.mktemp("refit"), (120, 80, 3000), 2, "2026-04-01")
     cfg = load_config(root=root, train={"epochs": 4, "dim": 8, "patience": 1, "seed": 3})
@@ -25,8 +28,8 @@ def trained(spark, tmp_path_factory, synthetic_run):
 def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     root, evaluated = trained
     ev = evaluated.manifest
-    assert 1 <= ev.training["best_epoch"] <= ev.training["epochs_run"] <= 4
-    assert ev.training["trained_on"] == ["train"] and ev.refit_of is None
+    assert 1 <= ev.training.best_epoch <= ev.training.epochs_run <= 4
+    assert ev.training.trained_on == ["train"] and ev.refit_of is None
     code = main(
         ["train", "--root", root, "--ds", "2026-04-01", "--run", "refit", "--refit",
          "--refit-ds", "2026-04-01", "--refit-run", "evaluated",
@@ -35,21 +38,21 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     assert code == 0
     assert "(refit; held-out metrics of run=evaluated)" in capsys.readouterr().out
     folder = storage.resolve(root, "models", "2026-04-01", "refit")
-    m = storage.read_manifest(folder)
-    assert m["refit_of"]["path"] == str(evaluated.path)
-    assert m["training"]["trained_on"] == ["train", "val", "test"]
+    m = ModelManifest.read(folder)
+    assert m.refit_of.path == str(evaluated.path)
+    assert m.training.trained_on == ["train", "val", "test"]
     # Same settings, run for the evaluated model's best number of epochs, no early stopping.
-    same = {**ev.train, "epochs": ev.training["best_epoch"], "refit_mode": "full"}
-    assert json.dumps(m["train"], sort_keys=True) == json.dumps(same, sort_keys=True)  # NaN
-    assert m["training"]["epochs_run"] == ev.training["best_epoch"]
+    same = replace(ev.train, epochs=ev.training.best_epoch, refit_mode="full")
+    assert json.dumps(asdict(m.train), sort_keys=True) == json.dumps(asdict(same), sort_keys=True)
+    assert m.training.epochs_run == ev.training.best_epoch
     # Every row trained on: more steps per epoch than the evaluated model's train split gave.
     prepared = storage.read_manifest(ev.prepared.path)
     rows = sum(prepared["counts"].values())
-    assert m["training"]["steps_per_epoch"] == rows // m["training"]["global_batch"]
-    assert m["training"]["steps_per_epoch"] > ev.training["steps_per_epoch"]
+    assert m.training.steps_per_epoch == rows // m.training.global_batch
+    assert m.training.steps_per_epoch > ev.training.steps_per_epoch
     # Its held-out figures are the evaluated twin's (the test rows are in its training data).
-    assert m["metrics"]["test"] == ev.metrics["test"]
-    assert m["metrics"]["metrics_of"] == str(evaluated.path)
+    assert m.metrics.test == ev.metrics.test
+    assert m.metrics.metrics_of == str(evaluated.path)
     assert json.loads((folder / "metrics.json").read_text())["metrics_of"] == str(evaluated.path)
     refit_scores = Scorer.load(folder / "arrays.npz").rank_scores(np.arange(5))
     twin_scores = Scorer.load(evaluated.path / "arrays.npz").rank_scores(np.arange(5))
@@ -68,11 +71,11 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
     import logging
     import shutil
 
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root, evaluated = trained
     m = run_train(load_config(root=root), "2026-04-01", "continued", refit_of=evaluated.path)
-    assert m.manifest.training["continued_on"] == ["val", "test"]
+    assert m.manifest.training.continued_on == ["val", "test"]
 
     # A prepared run whose rows are all train rows: nothing to continue on.
     src = storage.resolve(root, "prepared", "2026-04-01")
@@ -88,10 +91,10 @@ def test_the_default_refit_continues_and_falls_back_to_full_without_held_out_row
     storage.commit(paths, manifest)
     cfg = load_config(root=root, train={"epochs": 2, "dim": 8, "seed": 3})
     only = run_train(cfg, "2026-04-02", "all-train", "2026-04-02", "all-train")
-    with caplog.at_level(logging.INFO, logger="recsys.train.trainer"):
+    with caplog.at_level(logging.INFO, logger="recsys.train.step"):
         refit = run_train(load_config(root=root), "2026-04-02", "refit", refit_of=only.path)
-    assert refit.manifest.training["trained_on"] == ["train", "val", "test"]
-    assert "continued_on" not in refit.manifest.training
+    assert refit.manifest.training.trained_on == ["train", "val", "test"]
+    assert refit.manifest.training.continued_on is None
     assert any("no val or test rows to continue on" in r.getMessage() for r in caplog.records)
 
 
@@ -100,22 +103,44 @@ def test_a_full_refit_replays_the_evaluated_models_steps(trained, tmp_path):
     evaluated model's step of each epoch instead (``training.table_steps``)."""
     from recsys.config import resolve_train
     from recsys.manifests import PreparedManifest
-    from recsys.train.fitting import fit
-    from recsys.train.trainer import refit_job
+    from recsys.train.loop import fit
+    from recsys.train.step import refit_job
 
     root, evaluated = trained
     ev = evaluated.manifest
-    assert len(ev.training["table_steps"]) == ev.training["epochs_run"]
+    assert len(ev.training.table_steps) == ev.training.epochs_run
     _, job = refit_job(load_config(root=root, train={"refit_mode": "full"}), evaluated.path)
-    assert job.steps == ev.training["table_steps"]
+    assert job.steps == ev.training.table_steps
     _, job = refit_job(load_config(root=root, train={"refit_mode": "continue"}), evaluated.path)
     assert job.steps is None  # a continue refit runs at the warm step
 
-    cfg = load_config(root=root, train={**ev.train, "epochs": 3})
+    cfg = load_config(root=root, train={**asdict(ev.train), "epochs": 3})
     assert resolve_train(cfg.train).epochs == 3
     prepared = ev.prepared.folder
     _, _, stats = fit(
-        cfg, prepared, PreparedManifest.read(prepared), "2026-04-01", tmp_path,
-        ("train", "val", "test"), None, [0.004, 0.001],
+        resolve_train(cfg.train), prepared, PreparedManifest.read(prepared), tmp_path,
+        tmp_path / "backup",
+        ("train", "val", "test"), steps=[0.004, 0.001],
     )  # fmt: skip
-    assert stats["table_steps"] == [0.004, 0.001, 0.001]
+    assert stats.table_steps == [0.004, 0.001, 0.001]
+
+
+def test_a_refit_of_a_model_trained_before_a_setting_was_renamed_or_added(monkeypatch):
+    """The fixture is a manifest as ``recsys train`` wrote it; its settings are edited as an
+    older recsys would have written them (a renamed setting, a missing one, a retired one)."""
+    from recsys import manifests
+    from recsys.config import TrainConfig, resolve_train
+    from recsys.train.step import refit_config
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "model_manifest_2026-12.json"
+    data = json.loads(fixture.read_text())
+    train = dict(data["train"])
+    train["width"] = train.pop("dim")
+    del train["user_group"]
+    train["retired_knob"] = "on"
+    monkeypatch.setitem(manifests.RENAMED, "train", {"width": "dim"})
+    evaluated = ModelManifest.from_dict({**data, "train": train}, fixture)
+    cfg = refit_config(load_config(train={"refit_mode": "full"}), evaluated)
+    tcfg = resolve_train(cfg.train)
+    assert (tcfg.dim, tcfg.epochs, tcfg.refit_mode) == (8, evaluated.best_epoch, "full")
+    assert tcfg.user_group == TrainConfig().user_group and not tcfg.warm_start

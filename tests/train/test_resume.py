@@ -31,8 +31,8 @@ def prepared_root(spark, tmp_path_factory, synthetic_run):
 def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     prepared_root, monkeypatch, caplog
 ):
-    from recsys.train import resume
-    from recsys.train.trainer import run_train
+    from recsys.train.callbacks import resume
+    from recsys.train.step import run_train
 
     cfg = load_config(root=prepared_root, train=TRAIN)
     whole = run_train(cfg, DS, "whole")
@@ -53,17 +53,17 @@ def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     assert [p.name for p in backups.rglob(resume.RECORD)] == [resume.RECORD]
     armed["kill_after"] = -1
 
-    with caplog.at_level(logging.INFO, logger="recsys.train.resume"):
+    with caplog.at_level(logging.INFO, logger="recsys.train.callbacks.resume"):
         again = run_train(cfg, DS, "killed")
     assert "resumed from epoch 3" in [r.getMessage().split(" (")[0] for r in caplog.records]
 
     a, b = whole.manifest.training, again.manifest.training
-    assert (b["resumed_from_epoch"], a["resumed_from_epoch"]) == (3, 0)
-    assert b["epochs_run"] == a["epochs_run"] == len(b["epoch_seconds"])
-    assert b["best_epoch"] == a["best_epoch"]
-    assert 1 <= a["best_epoch"] < a["epochs_run"]  # early stopping chose an earlier epoch
-    assert len(b["elapsed_seconds"]) == b["epochs_run"]
-    assert b["elapsed_seconds"] == sorted(b["elapsed_seconds"])  # one clock over the restart
+    assert (b.resumed_from_epoch, a.resumed_from_epoch) == (3, 0)
+    assert b.epochs_run == a.epochs_run == len(b.epoch_seconds)
+    assert b.best_epoch == a.best_epoch
+    assert 1 <= a.best_epoch < a.epochs_run  # early stopping chose an earlier epoch
+    assert len(b.elapsed_seconds) == b.epochs_run
+    assert b.elapsed_seconds == sorted(b.elapsed_seconds)  # one clock over the restart
     history = [json.loads((r.path / "history.json").read_text()) for r in (whole, again)]
     assert history[0].keys() == history[1].keys()
     for key in history[0]:  # the resumed run saw the batches the uninterrupted one saw
@@ -71,8 +71,8 @@ def test_a_killed_run_records_every_epoch_and_its_true_best_epoch(
     # The weights kept are the best epoch's: the same model as the uninterrupted run's.
     arrays = [np.load(r.path / "arrays.npz") for r in (whole, again)]
     assert np.allclose(arrays[0]["user_factors"], arrays[1]["user_factors"], atol=1e-5)
-    assert whole.manifest.metrics["test"]["ndcg@10"] == pytest.approx(
-        again.manifest.metrics["test"]["ndcg@10"], abs=1e-6
+    assert whole.manifest.metrics.test["ndcg@10"] == pytest.approx(
+        again.manifest.metrics.test["ndcg@10"], abs=1e-6
     )
     assert not backups.exists() or not any(backups.rglob("*.h5"))  # the backup went with the run
 
@@ -86,8 +86,8 @@ def test_a_sigkilled_training_process_resumes_with_the_same_record(prepared_root
     import sys
     import time
 
-    from recsys.train.resume import backed_up_epochs
-    from recsys.train.trainer import run_train
+    from recsys.train.callbacks.resume import backed_up_epochs
+    from recsys.train.step import run_train
 
     ds = "2026-01-09"
     cfg = load_config(root=prepared_root, train=TRAIN)
@@ -112,8 +112,8 @@ def test_a_sigkilled_training_process_resumes_with_the_same_record(prepared_root
 
     again = run_train(cfg, ds, "killed")
     a, b = whole.manifest.training, again.manifest.training
-    assert b["resumed_from_epoch"] == done
-    assert (b["epochs_run"], b["best_epoch"]) == (a["epochs_run"], a["best_epoch"])
+    assert b.resumed_from_epoch == done
+    assert (b.epochs_run, b.best_epoch) == (a.epochs_run, a.best_epoch)
     history = [json.loads((r.path / "history.json").read_text()) for r in (whole, again)]
     for key in history[0]:
         assert np.allclose(history[0][key], history[1][key], rtol=1e-4, atol=1e-5), key

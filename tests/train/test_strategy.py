@@ -32,10 +32,10 @@ SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from recsys.train.data import ratings_dataset
-    from recsys.train.models import MODELS
+    from recsys.train.models.build import model_class
     from recsys.train.optim import SparseTableOptimizer
-    from recsys.train.strategy import make_strategy
-    from recsys.train.trainer import compile_options
+    from recsys.train.launch.strategy import make_strategy
+    from recsys.train.plan import compile_options
     from recsys.config import TrainConfig
 
     split_dir, cases = sys.argv[1], json.loads(sys.argv[2])
@@ -51,8 +51,8 @@ SCRIPT = textwrap.dedent(
             strategy = strategies[len(devices)]
             with strategy.scope():
                 kw = {"hidden": (8,), "dropout": 0.0} if family in ("ncf", "neumf") else {}
-                model = MODELS[family](20, 30, dim=4, init_scale=0.3, seed=1, objective=objective,
-                                       **kw)
+                cls = model_class(family)
+                model = cls(20, 30, dim=4, init_scale=0.3, seed=1, objective=objective, **kw)
                 model.build()
                 model.xla = jit and len(devices) == 1
                 options = compile_options(TrainConfig(jit_compile=jit), len(devices), steps=6)
@@ -134,7 +134,7 @@ def test_two_replicas_match_one(trained, family, jit, objective, method):
 def test_device_kind_names_the_gpus_or_says_there_is_none(monkeypatch):
     import tensorflow as tf
 
-    from recsys.train.strategy import device_kind
+    from recsys.train.launch.strategy import device_kind
 
     gpus = [SimpleNamespace(name=f"/physical_device:GPU:{i}") for i in range(2)]
     details = {gpus[0].name: {"device_name": "NVIDIA A100"}, gpus[1].name: {}}
@@ -148,9 +148,9 @@ def test_device_kind_names_the_gpus_or_says_there_is_none(monkeypatch):
 def test_make_strategy_logs_version_and_devices(caplog):
     import tensorflow as tf
 
-    from recsys.train.strategy import device_kind, make_strategy
+    from recsys.train.launch.strategy import device_kind, make_strategy
 
-    caplog.set_level(logging.INFO, logger="recsys.train.strategy")
+    caplog.set_level(logging.INFO, logger="recsys.train.launch.strategy")
     make_strategy(["/cpu:0"])
     assert caplog.messages[-1] == (
         f"TensorFlow {tf.__version__} on {device_kind()}: "
@@ -158,3 +158,20 @@ def test_make_strategy_logs_version_and_devices(caplog):
     )
     make_strategy(["/cpu:0", "/cpu:1"])
     assert caplog.messages[-1].endswith("MirroredStrategy over /cpu:0, /cpu:1, 2 replica(s)")
+
+
+def test_each_registered_family_builds_and_exports_what_it_declares():
+    """A family's Keras class carries its registry name and exports the arrays it declares."""
+    from recsys.families import FAMILIES
+    from recsys.train.models.build import model_class
+
+    for name, spec in FAMILIES.items():
+        model = model_class(name)(20, 30, dim=4, objective="ranking")
+        model.build()
+        assert model.family == name
+        exported = set(model.export_arrays())
+        for array in spec.arrays:
+            if "<k>" in array:  # one per dense layer of the tower
+                assert any(a.startswith(array.split("<k>")[0]) for a in exported), (name, array)
+            else:
+                assert array in exported, (name, array)

@@ -32,7 +32,7 @@ def train_cfg(root, **train):
     [("biased-mf", "rating"), ("neumf", "rating"), ("biased-mf", "ranking"), ("ncf", "ranking")],
 )
 def test_train_writes_a_complete_model_run(prepared_root, model, objective):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     cfg = train_cfg(prepared_root, model=model, objective=objective)
     result = run_train(cfg, "2026-01-03")
@@ -55,7 +55,7 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
     else:
         assert "rmse" not in metrics["test"]
         # 150 items, fewer than the 512 sampled candidates: the softmax runs over all of them.
-        assert m.training["ranking_loss"]["negatives"] == 0
+        assert m.training.ranking_loss["negatives"] == 0
     for name in ("report.md", "report.png", "history.json", "arrays.npz"):
         assert (result.path / name).is_file()
     assert any((result.path / "tensorboard").rglob("*tfevents*"))
@@ -68,7 +68,7 @@ def test_train_writes_a_complete_model_run(prepared_root, model, objective):
 
 
 def test_same_seed_same_model(prepared_root):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     a = run_train(train_cfg(prepared_root, epochs=2), "2026-01-04")
     b = run_train(train_cfg(prepared_root, epochs=2), "2026-01-04")
@@ -96,7 +96,7 @@ def test_missing_prepared_run_is_one_sentence(tmp_path, capsys):
 
 
 def test_incomplete_prepared_partition(prepared_root, tmp_path):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     broken = tmp_path / "prepared" / "ds=2026-01-02" / "run=half"
     (broken / "ratings").mkdir(parents=True)
@@ -105,7 +105,7 @@ def test_incomplete_prepared_partition(prepared_root, tmp_path):
 
 
 def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     result = run_train(train_cfg(prepared_root, epochs=1, objective="rating"), "2026-01-06")
     code = main(["evaluate", "--root", prepared_root, "--set", "train.eval_max_users=0"])
@@ -114,5 +114,5 @@ def test_evaluate_command_prints_metrics_and_baselines(prepared_root, capsys):
     assert result.manifest.model_version in out.replace("\n", "")
     assert "ndcg@10" in out and "most popular" in out and "EASE" in out
     assert "EASE: lambda" in out  # how its column was fitted
-    rmse = f"{result.manifest.metrics['test']['rmse']:.4f}"
+    rmse = f"{result.manifest.metrics.test['rmse']:.4f}"
     assert rmse in out  # re-evaluation gives the training run's own figure

@@ -23,7 +23,14 @@ from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import TrainConfig, load_config, resolve_train
 from recsys.errors import RecsysError
-from recsys.manifests import ModelManifest, PreparedManifest, RecommendationsManifest, RunRef
+from recsys.manifests import (
+    ModelManifest,
+    PreparedManifest,
+    RecommendationsManifest,
+    RunRef,
+    TrainingRecord,
+    WarmRecord,
+)
 
 pytest.importorskip("tensorflow")
 
@@ -97,7 +104,7 @@ def tcfg(**overrides) -> TrainConfig:
 @pytest.fixture(scope="module")
 def nights(spark, tmp_path_factory, synthetic_run):
     """The root, both prepared runs and night 1's trained models by family."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root = synthetic_run(tmp_path_factory.mktemp("warm"), (100, 70, 2500), 4, NIGHT1)
     night1 = storage.latest(root, "prepared")
@@ -115,15 +122,15 @@ def _by_id(prepared, table, idx, id_col) -> pd.Series:
 
 @pytest.mark.parametrize("family", ["biased-mf", "neumf"])
 def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
-    from recsys.train.trainer import build_model, genre_matrix, ranking_settings
-    from recsys.train.warm import load_warm_start
+    from recsys.train.models.build import build_model, genre_matrix, ranking_settings
+    from recsys.train.warm import Origin, load_warm_start
 
     root, night1, night2, models = nights
     cfg = tcfg(model=family, warm_start=True)
     manifest = PreparedManifest.read(night2)
     features = genre_matrix(night2 / "items", manifest.n_items)
     ranking = ranking_settings(cfg, manifest, 256)
-    start = load_warm_start(root, cfg, night2, manifest, models[family])
+    start = load_warm_start(cfg, night2, manifest, Origin(models[family], required=True))
     model = build_model(cfg, manifest, features, ranking)
     cold = build_model(cfg, manifest, features, ranking)  # the same seeds: the fresh rows
     record = start.apply(model)
@@ -138,8 +145,8 @@ def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
         both = pd.concat([_by_id(night2, table, idx, id_col), _by_id(night1, table, idx, id_col)],
                          axis=1, keys=["new", "old"])  # fmt: skip
         maps[kind] = both.dropna().astype(int), both[both["old"].isna()]["new"].astype(int)
-    assert record["users"] == len(maps["user"][0]) == 100 - 4
-    assert record["items"] == len(maps["item"][0]) == 70
+    assert record.users == len(maps["user"][0]) == 100 - 4
+    assert record.items == len(maps["item"][0]) == 70
     assert len(maps["user"][1]) == 5 and len(maps["item"][1]) == 3  # new tonight
 
     tables = [n for n in ("user_emb", "item_emb", "item_bias", "user_gmf", "item_gmf",
@@ -160,21 +167,21 @@ def test_warm_start_copies_the_rows_of_ids_known_to_both_nights(nights, family):
     if family == "neumf":
         for a, b in zip(model.mlp.dense + [model.out], old.mlp.dense + [old.out], strict=True):
             np.testing.assert_array_equal(np.array(a.kernel), np.array(b.kernel))
-    assert record["from"] == str(models[family]) and record["kept_fresh"] == []
+    assert record.source == str(models[family]) and record.kept_fresh == []
 
 
 @pytest.mark.parametrize("family", ["biased-mf", "neumf"])
 def test_fold_in_solves_only_the_rows_of_users_new_tonight(nights, family):
     from recsys.splits import load_split
     from recsys.train.foldin import fold_in_users
-    from recsys.train.trainer import build_model, ranking_settings
-    from recsys.train.warm import load_warm_start
+    from recsys.train.models.build import build_model, ranking_settings
+    from recsys.train.warm import Origin, load_warm_start
 
     root, _, night2, models = nights
     cfg = tcfg(model=family, warm_start=True)
     manifest = PreparedManifest.read(night2)
     ranking = ranking_settings(cfg, manifest, 256)
-    start = load_warm_start(root, cfg, night2, manifest, models[family])
+    start = load_warm_start(cfg, night2, manifest, Origin(models[family], required=True))
     model = build_model(cfg, manifest, None, ranking)
     start.apply(model)
     table = "user_emb" if family == "biased-mf" else "user_gmf"
@@ -243,15 +250,18 @@ def test_a_source_that_will_not_do_gives_one_line_and_a_cold_start(
     monkeypatch.setattr(warm, "find_source", lambda _root: found)
     cfg = tcfg(warm_start=True, **{"model": "biased-mf", **train})
     with caplog.at_level(logging.INFO, logger="recsys.train.warm"):
-        start = warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2))
+        start = warm.load_warm_start(
+            cfg, night2, PreparedManifest.read(night2), warm.origin(root, cfg)
+        )
     assert start.weights is None and why in start.reason
     said = [r.getMessage() for r in caplog.records if r.name.startswith("recsys")]
     assert said == [f"cold start: {start.reason}"]
-    assert start.apply(object()) == {"from": None, "reason": start.reason}
+    assert start.apply(object()) == WarmRecord(source=None, reason=start.reason)
     # An explicit source (a continue refit) must not start cold.
     if found is not None:
         with pytest.raises(RecsysError, match="cannot start from"):
-            warm.load_warm_start(root, cfg, night2, PreparedManifest.read(night2), found)
+            explicit = warm.origin(root, cfg, found)
+            warm.load_warm_start(cfg, night2, PreparedManifest.read(night2), explicit)
 
 
 def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
@@ -265,9 +275,10 @@ def test_a_split_of_another_kind_is_not_a_source(nights, tmp_path, monkeypatch):
     shutil.copytree(night2, other)
     manifest = replace(PreparedManifest.read(night2), split={"kind": "random"})
     (other / "manifest.json").write_text(manifest.to_json())
-    start = load_warm_start(root, tcfg(), other, manifest, None)
+    start = load_warm_start(tcfg(), other, manifest, warm.origin(root, tcfg()))
     assert start.reason == "train.warm_start is off"
-    start = load_warm_start(root, tcfg(warm_start=True), other, manifest, None)
+    warmed = tcfg(warm_start=True)
+    start = load_warm_start(warmed, other, manifest, warm.origin(root, warmed))
     assert start.weights is None and "split" in start.reason
 
 
@@ -287,7 +298,7 @@ def _publish(root, ds, run, model_dir):
 
 
 def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     root, _, night2, models = nights
     _publish(root, NIGHT1, "served", models["biased-mf"])
@@ -295,32 +306,33 @@ def test_nightly_train_warm_starts_from_the_published_model(nights, tmp_path):
     result = run_train(cfg, NIGHT2, "warm", NIGHT2, "night2")
     m = result.manifest
     assert m.prepared.run == "night2"
-    record = m.training["warm_start"]
-    assert record["from"] == str(models["biased-mf"]) and record["users"] == 96
-    assert {"user_emb#0", "item_emb#0", "item_bias#0", "side_emb#0"} <= set(record["copied"])
+    record = m.training.warm_start
+    assert record.source == str(models["biased-mf"]) and record.users == 96
+    assert {"user_emb#0", "item_emb#0", "item_bias#0", "side_emb#0"} <= set(record.copied)
     # The five users new tonight were folded in; the step is the warm one.
-    fold = record["fold_in"]
+    fold = record.fold_in
     assert fold["users"] == 5 and fold["loss_after"] < fold["loss_before"]
     t = resolve_train(cfg.train)
-    assert m.training["table_learning_rate"] == pytest.approx(t.learning_rate * t.warm_lr_scale)
+    assert m.training.table_learning_rate == pytest.approx(t.learning_rate * t.warm_lr_scale)
 
     # Its full refit re-runs the recipe from the same start, not from random rows.
     full = load_config(root=root, train={"refit_mode": "full"})
     refit = run_train(full, NIGHT2, "warm-refit", refit_of=result.path).manifest
-    assert refit.training["warm_start"]["from"] == str(models["biased-mf"])
-    assert refit.training["trained_on"] == ["train", "val", "test"]
-    assert refit.train["epochs"] == m.training["best_epoch"]
+    assert refit.training.warm_start.source == str(models["biased-mf"])
+    assert refit.training.trained_on == ["train", "val", "test"]
+    assert refit.train.epochs == m.training.best_epoch
 
     # The night does not fail when the published model is broken: it trains cold.
     broken = _corrupt(models, tmp_path)
     _publish(root, NIGHT2, "broken", broken)
     m = run_train(cfg, NIGHT2, "cold", NIGHT2, "night2").manifest
-    assert m.training["warm_start"]["from"] is None
-    assert "changed or damaged" in m.training["warm_start"]["reason"]
+    assert m.training.warm_start.source is None
+    assert "changed or damaged" in m.training.warm_start.reason
 
 
 def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(nights):
-    from recsys.train.trainer import build_model, run_train
+    from recsys.train.models.build import build_model
+    from recsys.train.step import run_train
     from recsys.train.warm import find_source
 
     root, night1, _, models = nights
@@ -329,12 +341,12 @@ def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(night
     m = run_train(cfg, NIGHT1, "continued", refit_of=evaluated).manifest
     counts = PreparedManifest.read(night1).counts
     t = m.training
-    assert t["continued_on"] == ["val", "test"] and t["trained_on"] == ["train", "val", "test"]
-    assert t["epochs_run"] == 1 and m.train["epochs"] == 1
-    assert t["steps_per_epoch"] == max(1, (counts["val"] + counts["test"]) // t["global_batch"])
-    assert t["warm_start"]["from"] == str(evaluated)
-    assert t["warm_start"]["users"] == 100 and t["warm_start"]["items"] == 70  # same indices
-    assert m.refit_of.path == str(evaluated) and not m.train["warm_start"]
+    assert t.continued_on == ["val", "test"] and t.trained_on == ["train", "val", "test"]
+    assert t.epochs_run == 1 and m.train.epochs == 1
+    assert t.steps_per_epoch == max(1, (counts["val"] + counts["test"]) // t.global_batch)
+    assert t.warm_start.source == str(evaluated)
+    assert t.warm_start.users == 100 and t.warm_start.items == 70  # same indices
+    assert m.refit_of.path == str(evaluated) and not m.train.warm_start
     # One epoch over a few hundred rows moves the factors a little from the evaluated model's,
     # far less than training moved the evaluated model from its random start (a continue refit
     # that started cold would be about that far from it).
@@ -351,15 +363,16 @@ def test_continue_refit_starts_from_the_evaluated_model_on_its_unseen_rows(night
 
 
 def test_refit_config_takes_the_mode_from_the_command_and_never_warm_starts():
-    from recsys.train.trainer import check_train_config, refit_config
+    from recsys.config import check_train_config
+    from recsys.train.step import refit_config
 
     evaluated = ModelManifest(
         ds="2026-01-01",
         run="r",
         model_version="biased-mf-2026-01-01-r",
         prepared=RunRef(path="/nowhere"),
-        train=vars(tcfg(warm_start=True, epochs=30)),
-        training={"best_epoch": 7},
+        train=tcfg(warm_start=True, epochs=30),
+        training=TrainingRecord(best_epoch=7),
     )
     full = refit_config(load_config(train={"refit_mode": "full"}), evaluated).train
     assert (full.epochs, full.refit_mode, full.warm_start) == (7, "full", False)

@@ -2,7 +2,7 @@
 
 ``jobs/train.py`` calls :func:`run_barrier`. Spark starts the N tasks of a barrier stage together
 (or none); each task picks a free port on its executor's host, learns every peer's address
-through ``BarrierTaskContext.allGather``, and starts ``python -m recsys.train.worker`` with a
+through ``BarrierTaskContext.allGather``, and starts ``python -m recsys.train.launch.worker`` with a
 ``TF_CONFIG`` naming them all, so the same trainer runs under ``MultiWorkerMirroredStrategy``
 (one worker: no ``TF_CONFIG``, the default strategy, as ``recsys train``). The worker is a child
 process, not the Python worker itself: TensorFlow's collective runtime cannot be set up twice in
@@ -37,7 +37,7 @@ from recsys.errors import RecsysError, RecsysFailure
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULE = "recsys.train.worker"
+WORKER_MODULE = "recsys.train.launch.worker"
 # How long the driver waits for executors to offer the stage's slots before it says so: a barrier
 # stage with more tasks than slots otherwise waits (Spark re-checks up to 40 times, 15 s apart).
 SLOTS_WAIT_SECONDS = 60.0

@@ -1,7 +1,12 @@
-"""The model of a training run, sized and configured from the prepared run's manifest."""
+"""The model of a training run, sized and configured from the prepared run's manifest.
+
+The family's Keras class is found through the registry (``recsys.families``): each family's
+module is imported only when a run trains (or a saved model is loaded) with it.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +14,20 @@ import numpy as np
 
 from recsys import schema as S
 from recsys.config import TrainConfig
+from recsys.families import FAMILIES, family
 from recsys.manifests import PreparedManifest
+
+
+def model_class(name: str) -> type:
+    """The Keras class of the family ``name`` (its module imported, so registered for loading)."""
+    module, cls = family(name).model.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def register_all() -> None:
+    """Import every family's class: Keras finds saved models' classes by registered name."""
+    for name in FAMILIES:
+        model_class(name)
 
 
 def genre_matrix(items_dir: Path, n_items: int) -> np.ndarray | None:
@@ -40,7 +58,7 @@ def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) 
     negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
     if negatives + in_batch >= manifest.n_items:
         negatives, in_batch = 0, 0
-    factored = tcfg.model in ("mf", "biased-mf") and tcfg.loss == "softmax"
+    factored = family(tcfg.model).kernel == "factor" and tcfg.loss == "softmax"
     group = 1
     if factored and negatives + in_batch:
         # Never fewer runs than in-batch negatives (one chosen item per run), and whole runs in
@@ -67,8 +85,6 @@ def build_model(
     ranking: dict[str, Any] | None = None,
 ):
     """The Keras model of ``tcfg.model`` sized from the prepared manifest."""
-    from recsys.train.models import MODELS
-
     lo, hi = manifest.rating_scale
     kwargs: dict[str, Any] = {
         "dim": tcfg.dim,
@@ -82,10 +98,7 @@ def build_model(
         "objective": tcfg.objective,
         "ranking": ranking,
     }
-    if tcfg.model == "biased-mf":
-        kwargs.update(sigmoid=tcfg.sigmoid, bias_l2=tcfg.bias_l2)
-    if tcfg.model in ("ncf", "neumf"):
-        kwargs.update(hidden=tuple(int(h) for h in tcfg.hidden.split(",")), dropout=tcfg.dropout)
-    model = MODELS[tcfg.model](manifest.n_users, manifest.n_items, **kwargs)
+    cls = model_class(tcfg.model)
+    model = cls(manifest.n_users, manifest.n_items, **kwargs, **cls.settings(tcfg))
     model.build()
     return model

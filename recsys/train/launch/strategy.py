@@ -6,7 +6,7 @@ device (a GPU, or the CPU when there is none) trains under TensorFlow's default 
 
 The global batch is the per-replica batch
 times the number of replicas, and the tables' learning rate follows it linearly
-(``trainer.table_learning_rate``: ``train.learning_rate`` is the step at a global batch of 256).
+(``plan.table_learning_rate``: ``train.learning_rate`` is the step at a global batch of 256).
 The loss is a mean over the global batch, so a row's gradient shrinks as the batch grows, and the
 row-wise Adagrad accumulators (0.1 at the start) stay far above those small squared gradients: the
 update behaves like SGD, whose step must grow with the batch (measured on MovieLens 100K: batch 1024
@@ -37,7 +37,7 @@ def worker_count() -> int:
 def is_chief() -> bool:
     """Whether this process writes the run: worker 0 of ``TF_CONFIG`` (or no ``TF_CONFIG``).
 
-    The other workers of a barrier stage (``recsys.train.barrier``) train in step with it and
+    The other workers of a barrier stage (``recsys.train.launch.barrier``) train in step with it and
     write only to scratch space.
     """
     try:

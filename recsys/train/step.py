@@ -1,13 +1,17 @@
 """The train step: a prepared run in, a model run out (``recsys train``).
 
-Reads the prepared run's manifest, trains (``recsys.train.fitting.fit``: early stopping on the
-validation split with the best weights restored, a backup a killed run resumes from, TensorBoard
-logs, fixed seeds), exports ``model.keras`` plus the numpy arrays the scoring kernels need,
+It decides, the loop trains. ``run_train`` reads the job (the prepared run, or the evaluated model
+a refit refits), decides where the run starts (cold, warm from the model served last night, or
+continuing the evaluated model: ``recsys.train.warm.origin``) and where its backup waits
+(``backup_dir``); then ``recsys.train.loop.fit`` trains (early stopping on the validation split
+with the best weights restored, a backup a killed run resumes from, TensorBoard logs, fixed
+seeds); then the step exports ``model.keras`` plus the numpy arrays the scoring kernels need,
 evaluates with numpy only, and commits ``models/ds=<ds>/run=<run>/`` with ``manifest.json`` last.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -23,19 +27,17 @@ from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
 from recsys.errors import RecsysError
-from recsys.manifests import Dims, ModelManifest, PreparedManifest, RunRef
-from recsys.train.build import build_model, genre_matrix, ranking_settings  # noqa: F401
-from recsys.train.fitting import (  # noqa: F401  (the step's helpers, importable from here)
-    LR_REFERENCE_BATCH,
-    MAX_AUTO_GLOBAL_BATCH,
-    MIN_STEPS_PER_EPOCH,
-    auto_global_batch,
-    compile_options,
-    epoch_steps,
-    fit,
-    steps_per_call,
-    table_learning_rate,
+from recsys.manifests import (
+    Dims,
+    Metrics,
+    ModelManifest,
+    PreparedManifest,
+    RunRef,
+    TrainingRecord,
+    read_metrics,
 )
+from recsys.train.loop import fit
+from recsys.train.warm import COLD, Origin, origin
 
 log = logging.getLogger(__name__)
 
@@ -53,54 +55,10 @@ class TrainJob:
     prepared: Path
     manifest: PreparedManifest
     splits: tuple[str, ...] = ("train",)
-    warm_from: Path | None = None
+    start: Origin = COLD  # where the loop starts (decided here, never by the loop)
     evaluated: ModelManifest | None = None
     refit_of: Path | None = None
     steps: list[float] | None = None  # the tables' step of each epoch, replayed (a full refit)
-
-
-def check_train_config(tcfg: TrainConfig) -> None:
-    """Reject impossible settings before any TensorFlow work, in one sentence each."""
-    from recsys.train.models import FAMILIES
-
-    if tcfg.model not in FAMILIES:
-        raise RecsysError(f"--model must be one of {', '.join(FAMILIES)}, got {tcfg.model!r}")
-    if tcfg.objective not in ("ranking", "rating"):
-        raise RecsysError(f"--objective must be ranking or rating, got {tcfg.objective!r}")
-    if tcfg.table_optimizer not in (None, "adagrad", "adam"):
-        raise RecsysError(
-            f"train.table_optimizer must be adagrad or adam, got {tcfg.table_optimizer!r}"
-        )
-    if tcfg.loss not in ("softmax", "bpr"):
-        raise RecsysError(f"train.loss must be softmax or bpr, got {tcfg.loss!r}")
-    if tcfg.negatives < 0 or tcfg.in_batch_negatives < 0:
-        raise RecsysError(
-            "train.negatives and train.in_batch_negatives must be >= 0 (both 0: full softmax); "
-            f"got {tcfg.negatives} and {tcfg.in_batch_negatives}"
-        )
-    if tcfg.decay is not None and not 0 < tcfg.decay <= 1:
-        raise RecsysError(f"train.decay must be in (0, 1], got {tcfg.decay}")
-    if tcfg.user_group < 1:
-        raise RecsysError(f"train.user_group must be >= 1, got {tcfg.user_group}")
-    if tcfg.input_mode not in ("auto", "memory", "stream"):
-        raise RecsysError(
-            f"train.input_mode must be auto, memory or stream, got {tcfg.input_mode!r}"
-        )
-    if tcfg.refit_mode not in ("full", "continue"):
-        raise RecsysError(f"train.refit_mode must be full or continue, got {tcfg.refit_mode!r}")
-    for name in ("warm_lr_scale", "refit_lr_scale"):
-        if not 0 < getattr(tcfg, name) <= 1:
-            raise RecsysError(f"train.{name} must be in (0, 1], got {getattr(tcfg, name)}")
-    tcfg = resolve_train(tcfg)
-    for name in ("dim", "epochs", "refit_epochs", "warm_patience", "decay_patience"):
-        if getattr(tcfg, name) < 1:
-            raise RecsysError(f"train.{name} must be >= 1, got {getattr(tcfg, name)}")
-    try:
-        hidden = [int(h) for h in tcfg.hidden.split(",") if h.strip()]
-    except ValueError:
-        raise RecsysError(f"train.hidden must be sizes like 128,64, got {tcfg.hidden!r}") from None
-    if not hidden or min(hidden) < 1:
-        raise RecsysError(f"train.hidden must be sizes like 128,64, got {tcfg.hidden!r}")
 
 
 def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
@@ -109,10 +67,10 @@ def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
     the command's, not the evaluated model's. A refit never looks for last night's model itself:
     ``full`` re-runs the evaluated model's recipe from its start (``run_train``), ``continue``
     starts from the evaluated model."""
-    settings = dict(evaluated.train)
+    settings = evaluated.train
     mode, epochs = cfg.train.refit_mode, cfg.train.refit_epochs
-    best = max(1, int(evaluated.best_epoch or settings["epochs"]))
-    settings.update(
+    best = max(1, int(evaluated.best_epoch or settings.epochs))
+    changes: dict[str, Any] = dict(
         warm_start=False,
         workers=cfg.train.workers,  # the cluster of tonight's refit, not the evaluated run's
         refit_mode=mode,
@@ -121,8 +79,8 @@ def refit_config(cfg: Config, evaluated: ModelManifest) -> Config:
         epochs=epochs if mode == "continue" else best,
     )
     if mode == "continue":  # it starts from the evaluated model: a warm run at the refit's step
-        settings["warm_lr_scale"] = cfg.train.refit_lr_scale
-    return replace(cfg, train=TrainConfig(**settings))
+        changes["warm_lr_scale"] = cfg.train.refit_lr_scale
+    return replace(cfg, train=replace(settings, **changes))
 
 
 def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
@@ -146,9 +104,10 @@ def refit_job(cfg: Config, refit_of: Path) -> tuple[Config, TrainJob]:
         # warm-started and stopped after one epoch would otherwise be refitted for one epoch from
         # random rows (docs/tuning.md, "Warm start").
         splits, warm_from = ("train", "val", "test"), evaluated.warm_source
+    start = origin(cfg.root, cfg.train, warm_from)  # the refit's start: never last night's
     # A full refit has no validation to decay on: it replays the evaluated model's steps.
-    steps = evaluated.training.get("table_steps") if splits != ("val", "test") else None
-    return cfg, TrainJob(prepared, manifest, splits, warm_from, evaluated, refit_of, steps)
+    steps = evaluated.training.table_steps or None if splits != ("val", "test") else None
+    return cfg, TrainJob(prepared, manifest, splits, start, evaluated, refit_of, steps)
 
 
 def check_job(cfg: Config, job: TrainJob) -> None:
@@ -164,24 +123,25 @@ def check_job(cfg: Config, job: TrainJob) -> None:
         raise RecsysError(f"the prepared run {job.prepared} has no train rows")
 
 
-def after_fit(cfg: Config, job: TrainJob, model, stats: dict[str, Any]) -> dict[str, Any]:
+def after_fit(cfg: Config, job: TrainJob, model, stats: TrainingRecord) -> TrainingRecord:
     """The record completed: a continue refit's splits; rating models' rows of cold users and
     items set to the mean trained row."""
     if job.splits == ("val", "test"):  # the evaluated model's train rows, then these
-        stats = {**stats, "trained_on": ["train", *job.splits], "continued_on": list(job.splits)}
+        stats = replace(stats, trained_on=["train", *job.splits], continued_on=list(job.splits))
     if cfg.train.objective == "rating":
         from recsys.splits import load_split
-        from recsys.train.models import fill_cold_rows
+        from recsys.train.models.cold import fill_cold_rows
 
-        trained = [s for s in stats["trained_on"] if job.manifest.count(s)]
+        trained = [s for s in stats.trained_on if job.manifest.count(s)]
         rows = load_split(job.prepared, trained, columns=(S.USER_IDX, S.ITEM_IDX))
-        stats["cold_rows"] = fill_cold_rows(
-            model, rows[S.USER_IDX].to_numpy(), rows[S.ITEM_IDX].to_numpy()
-        )
+        cold = fill_cold_rows(model, rows[S.USER_IDX].to_numpy(), rows[S.ITEM_IDX].to_numpy())
+        stats = replace(stats, cold_rows=cold)
     return stats
 
 
-def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, title: str):
+def write_artifacts(
+    cfg: Config, job: TrainJob, staging: Path, model, history, title: str
+) -> Metrics:
     """``model.keras``, ``arrays.npz``, ``metrics.json``, ``history.json`` and the report;
     returns the metrics. A refit has no held-out rows left: its evaluated twin's figures stand
     for it (``metrics_of``)."""
@@ -195,12 +155,13 @@ def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, t
     np.savez(staging / "arrays.npz", **arrays)
     k = cfg.train.k
     if job.evaluated is None:
-        metrics = evaluate_prepared(
+        evaluated = evaluate_prepared(
             Scorer(arrays), job.prepared, k=k, max_users=cfg.train.eval_max_users
         )
+        metrics = read_metrics(evaluated, staging / "metrics.json")
     else:
-        metrics = {**job.evaluated.metrics, "metrics_of": str(job.refit_of)}
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        metrics = replace(job.evaluated.metrics, metrics_of=str(job.refit_of))
+    (staging / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
     (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     ratings = None
     rated = not job.manifest.implicit and cfg.train.objective == "rating"
@@ -208,7 +169,7 @@ def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, t
         test = load_split(job.prepared, "test")
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
-    write_report(staging, metrics, history, k, ratings, title)
+    write_report(staging, metrics.to_dict(), history, k, ratings, title)
     return metrics
 
 
@@ -229,7 +190,7 @@ def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, 
         side_features=int(getattr(model, "n_features", 0)),
         rating_range=manifest.rating_scale,
         prepared=RunRef.of(manifest, job.prepared),
-        train=asdict(cfg.train),
+        train=cfg.train,
         training=stats,
         refit_of=None if job.evaluated is None else RunRef.of(job.evaluated, job.refit_of),
         metrics=metrics,
@@ -243,32 +204,61 @@ def model_manifest(cfg: Config, job: TrainJob, ds: str, run: str, model, stats, 
     )
 
 
+def backup_dir(root: str, ds: str, job: TrainJob, tcfg: TrainConfig) -> Path:
+    """Where a killed run's backup waits: same ds, prepared run, splits and settings -> same
+    folder."""
+    key = {"prepared": str(job.prepared.resolve()), "train": asdict(tcfg)}
+    if job.splits != ("train",):
+        key["splits"] = list(job.splits)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(root) / "models" / "_checkpoints" / f"ds={ds}" / digest
+
+
 def train_as_peer(cfg: Config, job: TrainJob, ds: str) -> None:
     """A worker other than the chief of a multi-worker run: trains in step with the chief
     (every variable update is a collective), writing its backup and logs to scratch space that
     is removed afterwards. A chief resuming from its backup is joined from a copy of that backup,
     so that every worker restarts at the same epoch and weights."""
-    from recsys.train.fitting import _checkpoint_dir
-
     scratch = Path(tempfile.mkdtemp(prefix="recsys-peer-"))
     try:
-        chief_backup = _checkpoint_dir(cfg.root, ds, job.prepared, cfg.train, job.splits)
+        chief_backup = backup_dir(cfg.root, ds, job, cfg.train)
         backup = scratch / "backup"
         if chief_backup.is_dir():
             shutil.copytree(chief_backup, backup)
         fit(
-            cfg,
-            job.prepared,
-            job.manifest,
-            ds,
-            scratch,
-            job.splits,
-            job.warm_from,
-            job.steps,
-            backup,
+            cfg.train, job.prepared, job.manifest, scratch, backup, job.splits, job.start, job.steps
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def read_job(
+    cfg: Config,
+    ds: str,
+    run: str | None,
+    prepared_ds: str | None,
+    prepared_run: str | None,
+    refit_of: Path | None,
+) -> tuple[Config, TrainJob]:
+    """The run's settings (resolved and checked) and its job, its start decided."""
+    job = None
+    if refit_of is not None:
+        cfg, job = refit_job(cfg, refit_of)
+    cfg = replace(cfg, train=resolve_train(cfg.train))
+    if job is None:
+        prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
+        job = TrainJob(prepared, PreparedManifest.read(prepared))
+    check_job(cfg, job)
+    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
+        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
+        # would wait for the chief's first collective forever.
+        raise RecsysError(
+            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
+            "immutable, so pass a new --run id"
+        )
+    if job.evaluated is None:  # tonight's run: cold, or warm from the model served last night
+        job = replace(job, start=origin(cfg.root, cfg.train))
+    return cfg, job
 
 
 def run_train(
@@ -289,31 +279,18 @@ def run_train(
     Under a ``TF_CONFIG`` of several workers only the chief commits (and returns the result);
     the others train in step with it (``train_as_peer``) and return None.
     """
-    from recsys.train.strategy import is_chief
+    from recsys.train.launch.strategy import is_chief
 
-    job = None
-    if refit_of is not None:
-        cfg, job = refit_job(cfg, refit_of)
-    check_train_config(cfg.train)
-    cfg = replace(cfg, train=resolve_train(cfg.train))
     ds = storage.check_ds(ds or storage.today_utc())
-    if job is None:
-        prepared = storage.resolve(cfg.root, "prepared", prepared_ds, prepared_run)
-        job = TrainJob(prepared, PreparedManifest.read(prepared))
-    check_job(cfg, job)
-    if run and (storage.RunPaths(cfg.root, "models", ds, run).final / storage.MANIFEST).is_file():
-        # Every worker refuses, not only the chief (whose new_run would): a peer left alone
-        # would wait for the chief's first collective forever.
-        raise RecsysError(
-            f"{storage.RunPaths(cfg.root, 'models', ds, run).final} already exists; runs are "
-            "immutable, so pass a new --run id"
-        )
+    cfg, job = read_job(cfg, ds, run, prepared_ds, prepared_run, refit_of)
     if not is_chief():
         return train_as_peer(cfg, job, ds)
     paths = storage.new_run(cfg.root, "models", ds, run)
+    backup = backup_dir(cfg.root, ds, job, cfg.train)
     model, history, stats = fit(
-        cfg, job.prepared, job.manifest, ds, paths.staging, job.splits, job.warm_from, job.steps
-    )
+        cfg.train, job.prepared, job.manifest, paths.staging, backup, job.splits, job.start,
+        job.steps,
+    )  # fmt: skip
     stats = after_fit(cfg, job, model, stats)
     title = f"{cfg.train.model} on {ds}"
     metrics = write_artifacts(cfg, job, paths.staging, model, history, title)

@@ -1,8 +1,8 @@
-"""Training progress: one log line per epoch, and a step bar when a person watches a terminal.
+"""Training progress: the epoch timer, one log line per epoch, and a step bar when a person
+watches a terminal.
 
 Keras ``fit`` runs with ``verbose=0`` (its own bar would fill the Airflow task log with control
-characters), so ``EpochProgress`` says how training goes through the ``recsys.train.progress``
-logger at INFO::
+characters), so ``EpochProgress`` says how training goes through this module's logger at INFO::
 
     epoch 3/20: loss 5.0123, val_ndcg@10 0.1874, 61,250 rows/s, elapsed 41s,
     ETA at most 3m57s (early stopping may end sooner)
@@ -36,6 +36,34 @@ def duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class TrainTimer(keras.callbacks.Callback):
+    """Times the training part of each epoch (validation excluded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def throughput(self, rows_per_epoch: int) -> float:
+        """Rows per second over the epochs after the first (which pays for XLA compilation)."""
+        timed = self.seconds[1:] or self.seconds
+        return rows_per_epoch * len(timed) / max(sum(timed), 1e-9)
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -1,6 +1,6 @@
-"""One TensorFlow worker of a barrier training stage (started by ``recsys.train.barrier``).
+"""One TensorFlow worker of a barrier training stage (started by ``recsys.train.launch.barrier``).
 
-    python -m recsys.train.worker JOB_PICKLE RESULT_PICKLE
+    python -m recsys.train.launch.worker JOB_PICKLE RESULT_PICKLE
 
 ``JOB_PICKLE`` holds ``(entry, kwargs)``: ``entry`` is ``"module:function"``, called with
 ``kwargs``; ``TF_CONFIG`` (set by the task) says which worker this is. What the call returns is
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("recsys.train.worker")
+log = logging.getLogger("recsys.train.launch.worker")
 
 
 def die_with_parent() -> None:
@@ -56,9 +56,9 @@ def call(entry: str, kwargs: dict[str, Any]) -> Any:
     return getattr(importlib.import_module(module), name)(**kwargs)
 
 
-def train_step(cfg, ds: str, run: str | None, prepared_ds, prepared_run, refit_of) -> dict | None:
+def train_worker(cfg, ds: str, run: str | None, prepared_ds, prepared_run, refit_of) -> dict | None:
     """The production entry: ``run_train`` in this worker; the chief's model run, else None."""
-    from recsys.train.trainer import run_train
+    from recsys.train.step import run_train
 
     result = run_train(cfg, ds, run, prepared_ds, prepared_run, refit_of)
     if result is None:

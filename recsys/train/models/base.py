@@ -1,4 +1,5 @@
-"""The model family: the classic Keras recommenders of the MovieLens write-ups, one contract.
+"""The contract of every model family: the classic Keras recommenders of the MovieLens
+write-ups, one base class.
 
 Every model maps ``{"user_idx": (b,), "item_idx": (b,)}`` to a score of shape ``(b, 1)``: a
 rating prediction (objective ``rating``, MSE) or a ranking logit (objective ``ranking``, a softmax
@@ -10,7 +11,8 @@ over candidate items, see ``recsys.train.ranking``). Families define three piece
   them every step);
 * ``cross(users, items, training) -> (b, s)``: the same logits for every user of a batch against a
   shared set of candidate items (all items, or sampled ones), computed as block matrix work;
-* ``export_arrays`` (what the numpy scoring kernels need; scoring never imports TensorFlow).
+* ``export_arrays`` (what the numpy scoring kernels need; scoring never imports TensorFlow);
+* ``settings(tcfg)``: the family's own constructor arguments from the train config.
 
 The output transform (``+ global mean`` or the range sigmoid for rating models, none for ranking
 models) and the shared ``train_step`` live in ``RecModel``.
@@ -29,8 +31,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-
-FAMILIES = ("mf", "biased-mf", "ncf", "neumf")
 
 
 def _logit(p: float) -> float:
@@ -140,6 +140,11 @@ class RecModel(keras.Model):
         return logit + self._offset()
 
     # -- contract -------------------------------------------------------------------------
+    @classmethod
+    def settings(cls, tcfg: Any) -> dict[str, Any]:
+        """The family's own constructor arguments from the ``TrainConfig`` (none here)."""
+        return {}
+
     def logit(self, inputs, training: bool = False):
         raise NotImplementedError
 
@@ -189,7 +194,7 @@ class RecModel(keras.Model):
 
         With one replica the trainer sets ``xla`` and compiles the step as islands rather than as
         a whole: XLA fuses the elementwise work and updates table rows in place, but its CPU
-        matmul runs at a third of TensorFlow's own (oneDNN), so a ranking loss keeps its large
+        matmul is slower than TensorFlow's own (oneDNN), so a ranking loss keeps its large
         candidate matmul outside (``recsys.train.ranking``; docs/training-throughput.md).
         """
         if not self.xla:

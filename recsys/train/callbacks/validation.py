@@ -1,8 +1,7 @@
-"""Keras callbacks of the trainer: per-epoch ranking validation and the epoch timer."""
+"""Per-epoch ranking validation: the model's top-k lists on the validation split."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import keras
@@ -47,31 +46,3 @@ class RankingValidation(keras.callbacks.Callback):
         if logs is not None:
             logs[self.key] = metrics[f"ndcg@{self.k}"]
             logs[f"val_hit_rate@{self.k}"] = metrics[f"hit_rate@{self.k}"]
-
-
-class TrainTimer(keras.callbacks.Callback):
-    """Times the training part of each epoch (validation excluded)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-        self._start: float | None = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_test_begin(self, logs=None):
-        self._stop()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._start is not None:
-            self.seconds.append(time.perf_counter() - self._start)
-            self._start = None
-
-    def throughput(self, rows_per_epoch: int) -> float:
-        """Rows per second over the epochs after the first (which pays for XLA compilation)."""
-        timed = self.seconds[1:] or self.seconds
-        return rows_per_epoch * len(timed) / max(sum(timed), 1e-9)
