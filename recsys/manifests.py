@@ -153,6 +153,7 @@ class PreparedManifest(Manifest):
     config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    synthetic: bool = False  # the input was written by the synthetic generator
 
     def count(self, split: str) -> int:
         """Rows of one split (0 for a split it does not have)."""
@@ -222,6 +223,7 @@ class RecommendationsManifest(Manifest):
     excluded_items: int = 0  # items below min_item_ratings: nobody gets them
     min_item_ratings: int = 0
     seconds: float = 0.0
+    synthetic: bool = False  # scored from synthetic data (its prepared run says so)
 
 
 @dataclass(frozen=True, kw_only=True)

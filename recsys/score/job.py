@@ -322,6 +322,7 @@ def run_score(
         excluded_items=len(excluded),
         min_item_ratings=min_item_ratings,
         seconds=round(time.time() - started, 1),
+        synthetic=prepared.synthetic,
     )
     seen.unpersist()
     similar = None
