@@ -224,6 +224,7 @@ class RecommendationsManifest(Manifest):
     min_item_ratings: int = 0
     seconds: float = 0.0
     synthetic: bool = False  # scored from synthetic data (its prepared run says so)
+    empty_lists: int = 0  # users without an unseen candidate (they rated every item)
 
 
 @dataclass(frozen=True, kw_only=True)
