@@ -53,6 +53,19 @@ def check_ds(ds: str, option: str = "--ds") -> str:
     return ds
 
 
+def check_not_ahead(ds: str, option: str, max_days: int) -> str:
+    """Refuse a run date more than ``max_days`` after today (UTC): a typo'd year would otherwise
+    be a run whose model and table stay newest (and live) for years."""
+    ahead = (dt.date.fromisoformat(ds) - dt.date.fromisoformat(today_utc())).days
+    if ahead > max_days:
+        raise RecsysError(
+            f"{option} {ds} is {ahead:,} days after today ({today_utc()}, UTC), more than "
+            f"max_days_ahead={max_days}; pass the date you meant, or force it with --set "
+            f"max_days_ahead={ahead} (or RECSYS_MAX_DAYS_AHEAD={ahead})"
+        )
+    return ds
+
+
 def new_run_id() -> str:
     """A UTC timestamp run id for command-line runs (sortable, path-safe, unique)."""
     now = dt.datetime.now(dt.timezone.utc)

@@ -65,6 +65,27 @@ def fraction(text: str) -> float:
     return value
 
 
+def check_dates(args: argparse.Namespace) -> None:
+    """Every date option strictly YYYY-MM-DD, and none more than max_days_ahead after today."""
+    from recsys import storage
+    from recsys.config import load_config
+
+    dates = [
+        (getattr(args, a), o) for a, o in DS_OPTIONS.items() if getattr(args, a, None) is not None
+    ]
+    for value, option in dates:
+        storage.check_ds(value, option)
+    if dates:
+        overrides = getattr(args, "overrides", [])
+        cfg = load_config(getattr(args, "config", None), overrides)
+        forced = os.environ.get("RECSYS_MAX_DAYS_AHEAD", "")
+        if forced and not forced.isdigit():
+            raise RecsysError(f"RECSYS_MAX_DAYS_AHEAD must be a whole number, got {forced!r}")
+        limit = max(cfg.max_days_ahead, int(forced or 0))
+        for value, option in dates:
+            storage.check_not_ahead(value, option, limit)
+
+
 def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args) -> int:
     """Run a handler; a ``RecsysError`` (or an ``OSError`` of the environment: a full disk, a
     read-only root) becomes one sentence on stderr and exit status 2. A command that fails
@@ -80,9 +101,7 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
 
     outcome: dict[str, Any] = {}
     try:
-        for attr, option in DS_OPTIONS.items():
-            if getattr(args, attr, None) is not None:
-                storage.check_ds(getattr(args, attr), option)
+        check_dates(args)
         got = handler(args)
     except (RecsysError, OSError) as exc:
         storage.discard_staging()
