@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,20 @@ NO_SPACE = "No space left on device"  # strerror(ENOSPC), also in the JVM's IOEx
 # Every date option of every command, checked by storage.check_ds before the handler runs.
 DS_OPTIONS = {"ds": "--ds", "prepared_ds": "--prepared-ds", "refit_ds": "--refit-ds",
               "model_ds": "--model-ds"}  # fmt: skip
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are handed over like any other error: with
+    ``$RECSYS_RESULT_FILE`` set, the sentence goes there too (how ``recsys nightly`` shows a
+    task's own error line, not only its exit status)."""
+
+    def error(self, message: str):
+        if os.environ.get(RESULT_FILE):
+            error = f"{self.prog}: error: {message}"
+            result = {"command": self.prog, "status": BAD_INPUT, "error": error, "outcome": {}}
+            with contextlib.suppress(OSError):  # the usage error still goes to stderr below
+                Path(os.environ[RESULT_FILE]).write_text(json.dumps(result) + "\n")
+        super().error(message)
 
 
 def setup_logging(verbose: int) -> None:
@@ -146,7 +161,7 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
 def run_job(command: str, add_arguments, handler, argv, doc: str) -> int:
     """A ``jobs/<command>.py`` entry point: the ``recsys <command>`` options and handler under
     spark-submit (``argv``: None = ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(prog=f"jobs/{command}.py", description=doc.split("\n")[0])
+    parser = Parser(prog=f"jobs/{command}.py", description=doc.split("\n")[0])
     add_arguments(parser)
     common_options(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
