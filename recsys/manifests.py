@@ -46,6 +46,21 @@ class RunRef:
     def of(cls, manifest: Manifest, folder: Path) -> RunRef:
         return cls(ds=manifest.ds, run=manifest.run, path=str(folder))
 
+    def rooted(self, root: Path) -> RunRef:
+        """Its folder under ``root``: a relative path joined to it; an absolute one (older
+        manifests) kept while it exists, else re-rooted as ``<table>/ds=<D>/run=<R>``."""
+        path = Path(self.path)
+        if not path.is_absolute():
+            path = root / path
+        elif not path.exists() and len(path.parts) > 3:
+            path = moved if (moved := root.joinpath(*path.parts[-3:])).exists() else path
+        return dataclasses.replace(self, path=str(path))
+
+
+def root_of(folder: str | Path) -> Path:
+    """The storage root of a run folder ``<root>/<table>/ds=<D>/run=<R>``."""
+    return Path(folder).absolute().parents[2]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Quarantine:
@@ -74,13 +89,20 @@ class Manifest:
     run: str
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object written as ``manifest.json``."""
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """The JSON object written as ``manifest.json``; with ``root``, the runs it names are
+        written relative to it (so the root can be moved)."""
         out = {"table": self.TABLE, "format_version": FORMAT_VERSION}
         for f in dataclasses.fields(self):
             if f.name != "extra":
-                out[f.name] = _plain(getattr(self, f.name))
+                out[f.name] = _plain(_relative(getattr(self, f.name), root))
         return {**self.extra, **out}
+
+    def rooted(self: M, root: Path) -> M:
+        """This manifest with every run it names resolved under ``root``."""
+        refs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        refs = {k: v.rooted(root) for k, v in refs.items() if isinstance(v, RunRef)}
+        return dataclasses.replace(self, **refs)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
@@ -117,8 +139,9 @@ class Manifest:
 
     @classmethod
     def read(cls: type[M], folder: str | Path) -> M:
-        """The manifest of a complete run folder."""
-        return cls.from_dict(storage.read_manifest(folder), Path(folder) / storage.MANIFEST)
+        """A complete run folder's manifest, the runs it names resolved under its root."""
+        manifest = cls.from_dict(storage.read_manifest(folder), Path(folder) / storage.MANIFEST)
+        return manifest.rooted(root_of(folder))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,9 +306,18 @@ def links(folder: str | Path) -> list[Path]:
     out = []
     for key in ("model", "prepared", "refit_of"):
         ref = data.get(key)
-        if isinstance(ref, dict) and ref.get("path"):
-            out.append(Path(ref["path"]))
+        if isinstance(ref, dict) and isinstance(ref.get("path"), str) and ref["path"]:
+            out.append(RunRef(path=ref["path"]).rooted(root_of(folder)).folder)
     return out
+
+
+def _relative(value: Any, root: Path | None) -> Any:
+    """A ``RunRef`` under ``root`` as written: its path relative to the root."""
+    if isinstance(value, RunRef) and root is not None:
+        path, base = Path(value.path).absolute(), Path(root).absolute()
+        if path.is_relative_to(base):
+            return dataclasses.replace(value, path=str(path.relative_to(base)))
+    return value
 
 
 def _plain(value: Any) -> Any:

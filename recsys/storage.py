@@ -241,7 +241,8 @@ def commit(
     False`` leaves the table's ``_LATEST`` alone (recommendations: only ``publish`` moves it,
     after validation); the ds pointer always names the new run.
     """
-    data = manifest.to_dict() if hasattr(manifest, "to_dict") else manifest
+    root = paths.table_dir.parent.absolute()
+    data = manifest.to_dict(root) if hasattr(manifest, "to_dict") else manifest
     if move_table_latest:
         read_pointer(paths.table_dir / LATEST)  # a damaged pointer refuses before the rename
     try:
@@ -261,7 +262,10 @@ def commit(
 
 
 def _pointer(ds: str, run: str, folder: Path) -> dict[str, str]:
-    return {"ds": ds, "run": run, "path": str(folder)}
+    """A pointer's JSON; its path is ``<table>/ds=<D>/run=<R>``, relative to the root, so the
+    root can be moved (readers go by ds and run)."""
+    folder = Path(folder)
+    return {"ds": ds, "run": run, "path": str(Path(*folder.parts[-3:]))}
 
 
 def advance_latest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     assert "(refit; held-out metrics of run=evaluated)" in capsys.readouterr().out
     folder = storage.resolve(root, "models", "2026-04-01", "refit")
     m = storage.read_manifest(folder)
-    assert m["refit_of"]["path"] == str(evaluated.path)
+    assert Path(root) / m["refit_of"]["path"] == evaluated.path  # relative to the root
     assert m["training"]["trained_on"] == ["train", "val", "test"]
     # Same settings, run for the evaluated model's best number of epochs, no early stopping.
     same = {**ev.train, "epochs": ev.training["best_epoch"], "refit_mode": "full"}
