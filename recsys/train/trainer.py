@@ -22,7 +22,7 @@ import numpy as np
 from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, ensure_space, writing
 from recsys.manifests import Dims, ModelManifest, PreparedManifest, RunRef
 from recsys.train.build import build_model, genre_matrix, ranking_settings  # noqa: F401
 from recsys.train.fitting import (  # noqa: F401  (the step's helpers, importable from here)
@@ -36,6 +36,7 @@ from recsys.train.fitting import (  # noqa: F401  (the step's helpers, importabl
     steps_per_call,
     table_learning_rate,
 )
+from recsys.train.resume import model_bytes
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +191,12 @@ def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, t
     from recsys.evaluate.report import write_report
     from recsys.splits import load_split
 
-    model.save(staging / "model.keras")
+    ensure_space(staging / "model.keras", model_bytes(model))  # h5py crashes on a full disk
+    with writing(staging / "model.keras"):
+        model.save(staging / "model.keras")
     arrays = model.export_arrays()
-    np.savez(staging / "arrays.npz", **arrays)
+    with writing(staging / "arrays.npz"):
+        np.savez(staging / "arrays.npz", **arrays)
     k = cfg.train.k
     if job.evaluated is None:
         metrics = evaluate_prepared(
@@ -200,15 +204,17 @@ def write_artifacts(cfg: Config, job: TrainJob, staging: Path, model, history, t
         )
     else:
         metrics = {**job.evaluated.metrics, "metrics_of": str(job.refit_of)}
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    for name, data in (("metrics.json", metrics), ("history.json", history)):
+        with writing(staging / name):
+            (staging / name).write_text(json.dumps(data, indent=2) + "\n")
     ratings = None
     rated = not job.manifest.implicit and cfg.train.objective == "rating"
     if job.evaluated is None and job.manifest.count("test") and rated:
         test = load_split(job.prepared, "test")
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
-    write_report(staging, metrics, history, k, ratings, title)
+    with writing(staging / "report.md"):
+        write_report(staging, metrics, history, k, ratings, title)
     return metrics
 
 
