@@ -53,7 +53,7 @@ def test_nightly_runs_publish_and_a_refused_gate_keeps_the_last_table(tmp_path, 
     published = storage.latest(str(root), "recommendations")
     table = storage.read_manifest(published)
     assert table["ds"] == DS and published.parent.name == f"ds={DS}"
-    assert validate(published) == {"users": N_USERS, "rows": N_USERS * 10}
+    assert validate(published) == {"users": N_USERS, "rows": N_USERS * 10, "empty_lists": 0}
     assert table["rows_by_source"] == {"model": N_USERS * 10}  # the refit knows every user
     similar = storage.latest(str(root), "similar_items")
     assert similar.name == published.name and storage.read_manifest(similar)["rows"] > 0
