@@ -81,3 +81,27 @@ def test_the_gate_refuses_a_model_with_nothing_evaluated(published, capsys, no_h
         "or k differs from the training run's train.k); prepare with a split that holds rows out"
     )
     assert_published_state_untouched(published, before, capsys)
+
+
+def test_a_split_with_nothing_to_evaluate_says_so_and_the_gate_refuses(spark, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    lines = ["user_id,item_id,rating,timestamp"]
+    lines += [f"{u},{u % 10},{1 + u % 5},{1000 + u}" for u in range(40)]  # one rating per user
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    root = str(tmp_path / "var")
+    ds = ["--root", root, "--ds", "2026-05-02"]
+    capsys.readouterr()
+    assert main(["prepare", "--input", str(tmp_path / "log.csv"), *ds]) == 0
+    prepared = storage.latest(root, "prepared")
+    assert main(["train", *ds, "--set", "train.epochs=1", "--set", "train.dim=4"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"the split of {prepared} left no val or test rows (too few rows per user to hold one "
+        "out), so nothing was evaluated and the gate will refuse this model" in out
+    )
+    assert main(["gate", *ds]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("recsys gate: error: ") and "has no test ndcg@10 to judge" in err
+    assert not (storage.local_root(root) / "gates").exists() or not list(
+        (storage.local_root(root) / "gates").glob("ds=*/run=*")
+    )
