@@ -1,10 +1,18 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    creates .venv if missing, installs, runs the nightly Airflow DAG once, here
 #               (SQLite Airflow under ./var/airflow, local Spark, files under ./var); DATASET=ml-1m
-#               or DATASET=/path/to/ratings picks other data
+#               or DATASET=/path/to/ratings picks other data; OFFLINE=1 never downloads and, unless
+#               DATASET is given, asks for synthetic data by name (synthetic:ml-latest-small)
 #   make test   creates .venv if missing, installs, runs every test (slow ones included) + ruff
 PYTHON ?= python3
+OFFLINE ?=
+ifneq ($(OFFLINE),)
+DATASET ?= synthetic:ml-latest-small
+OFFLINE_FLAG := --offline
+else
 DATASET ?= ml-latest-small
+OFFLINE_FLAG :=
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -26,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/recsys nightly --dataset $(DATASET)
+	$(BIN)/recsys nightly --dataset $(DATASET) $(OFFLINE_FLAG)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "slow or not slow" -q

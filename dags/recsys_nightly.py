@@ -49,8 +49,8 @@ RECOMMENDATIONS = Asset(
 
 PARAMS = {
     "root": Param(DEFAULT_ROOT, type="string", description="storage root of every table"),
-    "dataset": Param("ml-latest-small", type="string", description="release name or a path"),
-    "offline": Param(False, type="boolean", description="never download; synthesise"),
+    "dataset": Param("ml-latest-small", type="string", description="release, path, synthetic:"),
+    "offline": Param(False, type="boolean", description="never download"),
     "split": Param("leave-last", enum=["leave-last", "temporal", "random", "stratified"]),
     "model": Param("biased-mf", enum=["biased-mf", "mf", "ncf", "neumf"]),
     "objective": Param("ranking", enum=["ranking", "rating"]),

@@ -340,6 +340,9 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     # A table's _LATEST only moves forward in ds; true lets a backfill of an older ds move it.
     move_latest_backwards: bool = False
+    # A ds more days after today (UTC) is refused (a typo'd year would stay newest for years);
+    # 2 covers a scheduler a day ahead of UTC. RECSYS_MAX_DAYS_AHEAD raises it too.
+    max_days_ahead: int = 2
 
 
 def load_config(

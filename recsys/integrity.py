@@ -12,6 +12,7 @@ lack them; their row counts are still checked, their files are not.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -104,6 +105,23 @@ def check_prepared(folder: Path, manifest) -> None:
             raise IntegrityError(
                 f"prepared run {folder} holds {found:,} {what} but its manifest records "
                 f"{expected:,}; {again}"
+            )
+    check_finite(folder, manifest)
+
+
+def check_finite(folder: Path, manifest) -> None:
+    """Refuse a prepared run whose ratings are not all finite (its rating range and mean, which
+    prepare computed from every row, say so): training and evaluation on them only make NaN.
+
+    Raises:
+        IntegrityError: one sentence naming the run and the figure.
+    """
+    for name in ("rating_min", "rating_max", "global_mean"):
+        value = getattr(manifest, name)
+        if value is not None and not math.isfinite(value):
+            raise IntegrityError(
+                f"prepared run {folder} holds non-finite ratings ({name} = {value}); re-run "
+                f"`recsys prepare` for ds={manifest.ds} with this recsys, which quarantines them"
             )
 
 

@@ -20,13 +20,22 @@ from recsys.manifests import ModelManifest, RecommendationsManifest
 
 
 def _cast_user(value: str, typ: pa.DataType, table: Path) -> Any:
+    """``--user`` as the table's id type; a number outside that type's range is no user of it
+    (None), not an overflow."""
     if pa.types.is_integer(typ):
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise RecsysError(
                 f"user ids of {table} are integers, got {value!r}; pass a number"
             ) from None
+        bits = typ.bit_width
+        lo, hi = (
+            (0, 2**bits - 1)
+            if pa.types.is_unsigned_integer(typ)
+            else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        )
+        return number if lo <= number <= hi else None
     return value
 
 
@@ -37,9 +46,11 @@ def user_recommendations(root: str, user: str) -> tuple[pd.DataFrame, Recommenda
     manifest = RecommendationsManifest.read(folder)
     data = pads.dataset(folder / "table", format="parquet")
     uid = _cast_user(user, data.schema.field(S.USER_ID).type, folder)
-    rows = data.to_table(
-        columns=list(S.RECOMMENDATIONS_COLUMNS), filter=pads.field(S.USER_ID) == uid
-    ).to_pandas()
+    columns = list(S.RECOMMENDATIONS_COLUMNS)
+    if uid is None:  # beyond the id type: nobody has it
+        rows = data.schema.empty_table().select(columns).to_pandas()
+    else:
+        rows = data.to_table(columns=columns, filter=pads.field(S.USER_ID) == uid).to_pandas()
     if rows.empty:
         raise RecsysError(
             f"user {user!r} is not in the published table {folder} "

@@ -7,7 +7,8 @@ A manifest of a newer version, or of the wrong shape, fails in one sentence nami
 Keys this version does not know are kept (``extra``) and written back unchanged.
 
 The model manifest carries typed payloads: the resolved :class:`~recsys.config.TrainConfig`
-(``train``), the :class:`TrainingRecord` (``training``) and the :class:`Metrics`. Older model
+(``train``), the :class:`~recsys.payloads.TrainingRecord` (``training``) and the
+:class:`~recsys.payloads.Metrics` (their classes live in :mod:`recsys.payloads`). Older model
 manifests load through one conversion, :func:`upgrade_model`, so a refit of an older model
 (``recsys.train.step.refit_config``) rebuilds its settings without a TypeError.
 """
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from recsys import storage
 from recsys.config import TrainConfig
+from recsys.payloads import Metrics, TrainingRecord
 from recsys.typed_json import ManifestError, build, plain
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,21 @@ class RunRef:
     @classmethod
     def of(cls, manifest: Manifest, folder: Path) -> RunRef:
         return cls(ds=manifest.ds, run=manifest.run, path=str(folder))
+
+    def rooted(self, root: Path) -> RunRef:
+        """Its folder under ``root``: a relative path joined to it; an absolute one (older
+        manifests) kept while it exists, else re-rooted as ``<table>/ds=<D>/run=<R>``."""
+        path = Path(self.path)
+        if not path.is_absolute():
+            path = root / path
+        elif not path.exists() and len(path.parts) > 3:
+            path = moved if (moved := root.joinpath(*path.parts[-3:])).exists() else path
+        return dataclasses.replace(self, path=str(path))
+
+
+def root_of(folder: str | Path) -> Path:
+    """The storage root of a run folder ``<root>/<table>/ds=<D>/run=<R>``."""
+    return Path(folder).absolute().parents[2]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,9 +93,19 @@ class Manifest:
     run: str
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object written as ``manifest.json``."""
-        return {**plain(self), "table": self.TABLE, "format_version": FORMAT_VERSION}
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """The JSON object written as ``manifest.json``; with ``root``, the runs it names are
+        written relative to it (so the root can be moved)."""
+        refs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        refs = {k: _relative(v, root) for k, v in refs.items() if isinstance(v, RunRef)}
+        out = plain(dataclasses.replace(self, **refs))
+        return {**out, "table": self.TABLE, "format_version": FORMAT_VERSION}
+
+    def rooted(self: M, root: Path) -> M:
+        """This manifest with every run it names resolved under ``root``."""
+        refs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        refs = {k: v.rooted(root) for k, v in refs.items() if isinstance(v, RunRef)}
+        return dataclasses.replace(self, **refs)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
@@ -121,8 +148,9 @@ class Manifest:
 
     @classmethod
     def read(cls: type[M], folder: str | Path) -> M:
-        """The manifest of a complete run folder."""
-        return cls.from_dict(storage.read_manifest(folder), Path(folder) / storage.MANIFEST)
+        """A complete run folder's manifest, the runs it names resolved under its root."""
+        manifest = cls.from_dict(storage.read_manifest(folder), Path(folder) / storage.MANIFEST)
+        return manifest.rooted(root_of(folder))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +185,7 @@ class PreparedManifest(Manifest):
     config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    synthetic: bool = False  # the input was written by the synthetic generator
 
     def count(self, split: str) -> int:
         """Rows of one split (0 for a split it does not have)."""
@@ -165,90 +194,6 @@ class PreparedManifest(Manifest):
     @property
     def rows(self) -> int:
         return int(sum(self.counts.values()))
-
-
-@dataclass(frozen=True, kw_only=True)
-class WarmRecord:
-    """Where a run started: the model run it copied rows from (``from``; None: cold, ``reason``
-    says why), and how much of it fitted tonight's users and items."""
-
-    KEYS: ClassVar[dict[str, str]] = {"source": "from"}
-    OMIT: ClassVar[tuple[str, ...]] = (
-        *("reason", "model_version", "users", "items", "copied", "kept_fresh", "fold_in"),
-    )
-    source: str | None = None
-    reason: str = ""
-    model_version: str = ""
-    users: int | None = None  # tonight's users found by original id (None: cold)
-    items: int | None = None
-    copied: list[str] | None = None  # variables copied (weight keys)
-    kept_fresh: list[str] | None = None
-    fold_in: dict[str, Any] | None = None  # recsys.train.foldin's record
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainingRecord:
-    """What the training loop measured of a run (``models/`` manifest's ``training``)."""
-
-    OMIT: ClassVar[tuple[str, ...]] = ("continued_on", "cold_rows")
-
-    global_batch: int = 0
-    batch_per_replica: int = 0
-    replicas: int = 1
-    steps_per_epoch: int = 0
-    table_learning_rate: float = 0.0
-    # The step of each epoch where it decayed on a plateau (what a full refit replays).
-    table_steps: list[float] = field(default_factory=list)
-    ranking_loss: dict[str, Any] | None = None  # recsys.train.ranking.RankingLoss settings
-    # Real rows in the batches (the rest pad user runs; rows/s counts real rows only).
-    real_row_share: float = 1.0
-    epochs_run: int = 0
-    # Epochs done before a kill, restored from the backup (0: the run was not interrupted).
-    resumed_from_epoch: int = 0
-    # The epoch whose weights were kept (early stopping restores the best): a full refit's.
-    best_epoch: int | None = None
-    trained_on: list[str] = field(default_factory=lambda: ["train"])
-    continued_on: list[str] | None = None  # a continue refit's splits
-    warm_start: WarmRecord = field(default_factory=WarmRecord)
-    epoch_seconds: list[float] = field(default_factory=list)
-    # Wall time at the end of each epoch, validation included: the time-to-quality clock.
-    elapsed_seconds: list[float] = field(default_factory=list)
-    # Ratings per second of training, first epoch (XLA compilation) excluded when possible.
-    ratings_per_second: int = 0
-    cold_rows: dict[str, int] | None = None  # rating models: users/items given the mean row
-
-
-@dataclass(frozen=True, kw_only=True)
-class Metrics:
-    """How a model did (``metrics.json``): per held-out split and per baseline, metric -> value.
-
-    A refit has no held-out rows left; it carries its evaluated twin's figures (``metrics_of``).
-    """
-
-    OMIT: ClassVar[tuple[str, ...]] = ("test", "val", "baselines", "metrics_of")
-
-    test: dict[str, Any] = field(default_factory=dict)
-    val: dict[str, Any] = field(default_factory=dict)
-    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metrics_of: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``metrics.json`` object (sections a run lacks left out)."""
-        return plain(self)
-
-    def test_metric(self, key: str) -> float | None:
-        """A test metric (``ndcg@10``), None when there is none."""
-        value = self.test.get(key)
-        return None if value is None else float(value)
-
-    def baseline_metric(self, baseline: str, key: str) -> float:
-        return float(self.baselines[baseline][key])
-
-
-def read_metrics(data: dict[str, Any], source: str | Path = "metrics") -> Metrics:
-    """The typed metrics of an evaluation's ``{"test": ..., "baselines": ...}`` object."""
-    return build(Metrics, data, source, "metrics object")
 
 
 # Keys of the model manifest's payloads renamed since manifests were written, per payload:
@@ -336,6 +281,8 @@ class RecommendationsManifest(Manifest):
     excluded_items: int = 0  # items below min_item_ratings: nobody gets them
     min_item_ratings: int = 0
     seconds: float = 0.0
+    synthetic: bool = False  # scored from synthetic data (its prepared run says so)
+    empty_lists: int = 0  # users without an unseen candidate (they rated every item)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -406,6 +353,15 @@ def links(folder: str | Path) -> list[Path]:
     out = []
     for key in ("model", "prepared", "refit_of"):  # the RunRef fields of every manifest
         ref = data.get(key)
-        if isinstance(ref, dict) and ref.get("path"):
-            out.append(Path(ref["path"]))
+        if isinstance(ref, dict) and isinstance(ref.get("path"), str) and ref["path"]:
+            out.append(RunRef(path=ref["path"]).rooted(root_of(folder)).folder)
     return out
+
+
+def _relative(value: Any, root: Path | None) -> Any:
+    """A ``RunRef`` under ``root`` as written: its path relative to the root."""
+    if isinstance(value, RunRef) and root is not None:
+        path, base = Path(value.path).absolute(), Path(root).absolute()
+        if path.is_relative_to(base):
+            return dataclasses.replace(value, path=str(path.relative_to(base)))
+    return value

@@ -11,6 +11,10 @@ Kept runs are found by following those manifest links from every ``_LATEST`` poi
 published table stays readable and re-evaluable whatever its age. A ``ds=`` folder left without
 runs goes too, with its pointer. Old training checkpoints (``models/_checkpoints``) follow the
 same cut-off.
+
+Retention never follows a symbolic link (a linked ``ds=`` or run folder is skipped, with a
+warning) and deletes only folders whose names it recognises: ``run=<R>``, ``_staging-run=<R>``
+and ``_rejected-run=<R>`` in a table, a 16-hex-digit checkpoint folder in ``_checkpoints``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,22 @@ from recsys import manifests, storage
 from recsys.errors import RecsysError
 
 log = logging.getLogger(__name__)
+
+RUN_NAME = re.compile(r"(_staging-|_rejected-)?run=[^/]+")  # what a step writes in a ds= folder
+CHECKPOINT_NAME = re.compile(r"[0-9a-f]{16}")  # recsys.train.fitting's checkpoint folders
+
+
+def _runs(ds_dir: Path, names: re.Pattern) -> list[Path]:
+    """The run folders of a ds folder that retention may delete: real folders (no link) with a
+    name it recognises; anything else is left, with a warning."""
+    runs = []
+    for path in sorted(ds_dir.iterdir()):
+        if path.is_symlink() or not path.is_dir() or not names.fullmatch(path.name):
+            if path.is_dir() or path.is_symlink():
+                log.warning("retention: leaving %s (a link, or not a run folder)", path)
+            continue
+        runs.append(path)
+    return runs
 
 
 def kept_runs(root: Path) -> set[Path]:
@@ -83,7 +104,11 @@ def apply_retention(
     freed = 0
     tables = [base / t for t in storage.TABLES] + [base / "models" / "_checkpoints"]
     for table in tables:
+        names = CHECKPOINT_NAME if table.name == "_checkpoints" else RUN_NAME
         for ds_dir in sorted(table.glob("ds=*")):
+            if ds_dir.is_symlink() or not ds_dir.is_dir():
+                log.warning("retention: leaving %s (a link, or not a folder)", ds_dir)
+                continue
             try:
                 day = dt.date.fromisoformat(ds_dir.name[3:])
             except ValueError:
@@ -91,8 +116,10 @@ def apply_retention(
                 continue
             if day >= cutoff:
                 continue
-            remaining = 0
-            for run_dir in sorted(p for p in ds_dir.iterdir() if p.is_dir()):
+            runs = _runs(ds_dir, names)
+            # What it does not recognise stays, and so does the ds folder that holds it.
+            remaining = sum(p.name != storage.LATEST and p not in runs for p in ds_dir.iterdir())
+            for run_dir in runs:
                 if run_dir.resolve() in kept:
                     kept_old.append(str(run_dir))
                     remaining += 1

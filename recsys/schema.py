@@ -57,6 +57,14 @@ REASON_RATING = "bad_rating"
 REASON_RANGE = "rating_out_of_range"
 REASON_TS = "bad_timestamp"
 REASON_HEADER = "repeated_header"
+REASON_NON_FINITE = "non_finite_rating"  # +inf or -inf
+REASON_ABSURD = "absurd_rating"  # finite but beyond MAX_ABS_RATING: an overflow, not a rating
+REASON_ID_LONG = "id_too_long"  # a user or item id longer than MAX_ID_CHARS
+# No rating scale of any log is near a million; beyond it a value broke on its way to the log.
+MAX_ABS_RATING = 1e6
+# Ids are keys people and stores read (a lookup, a Redis key); 256 characters hold any UUID,
+# e-mail or URL-style id, and keep one hostile row from bloating every index.
+MAX_ID_CHARS = 256
 REASONS = (
     REASON_BLANK,
     REASON_FIELDS,
@@ -66,6 +74,9 @@ REASONS = (
     REASON_RANGE,
     REASON_TS,
     REASON_HEADER,
+    REASON_NON_FINITE,
+    REASON_ABSURD,
+    REASON_ID_LONG,
 )
 
 # Arrow schemas of the prepared tables (what training and scoring read).

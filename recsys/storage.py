@@ -53,6 +53,19 @@ def check_ds(ds: str, option: str = "--ds") -> str:
     return ds
 
 
+def check_not_ahead(ds: str, option: str, max_days: int) -> str:
+    """Refuse a run date more than ``max_days`` after today (UTC): a typo'd year would otherwise
+    be a run whose model and table stay newest (and live) for years."""
+    ahead = (dt.date.fromisoformat(ds) - dt.date.fromisoformat(today_utc())).days
+    if ahead > max_days:
+        raise RecsysError(
+            f"{option} {ds} is {ahead:,} days after today ({today_utc()}, UTC), more than "
+            f"max_days_ahead={max_days}; pass the date you meant, or force it with --set "
+            f"max_days_ahead={ahead} (or RECSYS_MAX_DAYS_AHEAD={ahead})"
+        )
+    return ds
+
+
 def new_run_id() -> str:
     """A UTC timestamp run id for command-line runs (sortable, path-safe, unique)."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -228,7 +241,8 @@ def commit(
     False`` leaves the table's ``_LATEST`` alone (recommendations: only ``publish`` moves it,
     after validation); the ds pointer always names the new run.
     """
-    data = manifest.to_dict() if hasattr(manifest, "to_dict") else manifest
+    root = paths.table_dir.parent.absolute()
+    data = manifest.to_dict(root) if hasattr(manifest, "to_dict") else manifest
     if move_table_latest:
         read_pointer(paths.table_dir / LATEST)  # a damaged pointer refuses before the rename
     try:
@@ -248,7 +262,10 @@ def commit(
 
 
 def _pointer(ds: str, run: str, folder: Path) -> dict[str, str]:
-    return {"ds": ds, "run": run, "path": str(folder)}
+    """A pointer's JSON; its path is ``<table>/ds=<D>/run=<R>``, relative to the root, so the
+    root can be moved (readers go by ds and run)."""
+    folder = Path(folder)
+    return {"ds": ds, "run": run, "path": str(Path(*folder.parts[-3:]))}
 
 
 def advance_latest(

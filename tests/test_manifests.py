@@ -19,10 +19,9 @@ from recsys.manifests import (
     RecommendationsManifest,
     RunRef,
     SimilarItemsManifest,
-    TrainingRecord,
-    WarmRecord,
     links,
 )
+from recsys.payloads import TrainingRecord, WarmRecord
 
 # The prepared manifest literal of run_prepare before the typed contracts (values filled in).
 PREPARED_BEFORE = {
@@ -89,7 +88,12 @@ def test_a_prepared_manifest_as_the_code_wrote_it_before_format_versions():
     assert (m.n_users, m.n_items, m.rows, m.count("val"), m.count("nope")) == (4, 5, 12, 3, 0)
     assert m.quarantine.by_reason == {"bad_rating": 1} and m.rating_scale == [0.5, 5.0]
     # written back with this version's fields: no file record (its rows alone are checked)
-    assert m.to_dict() == {**PREPARED_BEFORE, "format_version": FORMAT_VERSION, "files": {}}
+    assert m.to_dict() == {
+        **PREPARED_BEFORE,
+        "format_version": FORMAT_VERSION,
+        "files": {},
+        "synthetic": False,
+    }
 
 
 def test_a_model_manifest_as_the_code_wrote_it_before_format_versions():

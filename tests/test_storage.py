@@ -23,7 +23,9 @@ def test_commit_then_resolve(tmp_path):
     assert storage.resolve(root, "prepared", "2026-01-02") == final
     assert storage.resolve(root, "prepared", "2026-01-02", "manual run:1") == final
     pointer = json.loads((tmp_path / "prepared" / "_LATEST").read_text())
-    assert pointer == {"ds": "2026-01-02", "run": "manual_run_1", "path": str(final)}
+    # relative to the root: the root can be moved
+    path = "prepared/ds=2026-01-02/run=manual_run_1"
+    assert pointer == {"ds": "2026-01-02", "run": "manual_run_1", "path": path}
 
 
 def test_latest_moves_per_ds_and_overall(tmp_path):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from recsys import __version__
 from recsys.cli import data, flow, prepare, score, serving, tables, train
-from recsys.cli.common import BAD_INPUT, GATE_REFUSED, run_handler, setup_logging
+from recsys.cli.common import BAD_INPUT, GATE_REFUSED, Parser, run_handler, setup_logging
 
 __all__ = ["BAD_INPUT", "GATE_REFUSED", "build_parser", "main"]
 
@@ -26,7 +26,7 @@ GROUPS = (data, prepare, train, score, tables, serving, flow)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="recsys", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"recsys {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,20 @@ NO_SPACE = "No space left on device"  # strerror(ENOSPC), also in the JVM's IOEx
 # Every date option of every command, checked by storage.check_ds before the handler runs.
 DS_OPTIONS = {"ds": "--ds", "prepared_ds": "--prepared-ds", "refit_ds": "--refit-ds",
               "model_ds": "--model-ds"}  # fmt: skip
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are handed over like any other error: with
+    ``$RECSYS_RESULT_FILE`` set, the sentence goes there too (how ``recsys nightly`` shows a
+    task's own error line, not only its exit status)."""
+
+    def error(self, message: str):
+        if os.environ.get(RESULT_FILE):
+            error = f"{self.prog}: error: {message}"
+            result = {"command": self.prog, "status": BAD_INPUT, "error": error, "outcome": {}}
+            with contextlib.suppress(OSError):  # the usage error still goes to stderr below
+                Path(os.environ[RESULT_FILE]).write_text(json.dumps(result) + "\n")
+        super().error(message)
 
 
 def setup_logging(verbose: int) -> None:
@@ -65,6 +80,27 @@ def fraction(text: str) -> float:
     return value
 
 
+def check_dates(args: argparse.Namespace) -> None:
+    """Every date option strictly YYYY-MM-DD, and none more than max_days_ahead after today."""
+    from recsys import storage
+    from recsys.config import load_config
+
+    dates = [
+        (getattr(args, a), o) for a, o in DS_OPTIONS.items() if getattr(args, a, None) is not None
+    ]
+    for value, option in dates:
+        storage.check_ds(value, option)
+    if dates:
+        overrides = getattr(args, "overrides", [])
+        cfg = load_config(getattr(args, "config", None), overrides)
+        forced = os.environ.get("RECSYS_MAX_DAYS_AHEAD", "")
+        if forced and not forced.isdigit():
+            raise RecsysError(f"RECSYS_MAX_DAYS_AHEAD must be a whole number, got {forced!r}")
+        limit = max(cfg.max_days_ahead, int(forced or 0))
+        for value, option in dates:
+            storage.check_not_ahead(value, option, limit)
+
+
 def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args) -> int:
     """Run a handler; a ``RecsysError`` (or an ``OSError`` of the environment: a full disk, a
     read-only root) becomes one sentence on stderr and exit status 2. A command that fails
@@ -80,9 +116,7 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
 
     outcome: dict[str, Any] = {}
     try:
-        for attr, option in DS_OPTIONS.items():
-            if getattr(args, attr, None) is not None:
-                storage.check_ds(getattr(args, attr), option)
+        check_dates(args)
         got = handler(args)
     except (RecsysError, OSError) as exc:
         storage.discard_staging()
@@ -127,7 +161,7 @@ def run_handler(command: str, handler: Callable[[argparse.Namespace], Any], args
 def run_job(command: str, add_arguments, handler, argv, doc: str) -> int:
     """A ``jobs/<command>.py`` entry point: the ``recsys <command>`` options and handler under
     spark-submit (``argv``: None = ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(prog=f"jobs/{command}.py", description=doc.split("\n")[0])
+    parser = Parser(prog=f"jobs/{command}.py", description=doc.split("\n")[0])
     add_arguments(parser)
     common_options(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -21,16 +21,20 @@ def register(sub) -> None:
     dl.add_argument("-v", "--verbose", action="count", default=0)
     dl.set_defaults(handler=cmd_download)
     get = data_sub.add_parser(
-        "get", help="download a release, or synthesise one of its shape when offline"
+        "get", help="a path as it is, a release downloaded, or synthetic:<shape> synthesised"
     )
-    get.add_argument("name", help="a MovieLens release name (ml-latest-small, ml-1m, ...)")
+    get.add_argument(
+        "name",
+        help="a ratings path, a MovieLens release (ml-latest-small, ml-1m, ...), or "
+        "synthetic:ml-latest-small (ml-1m, ml-25m) for synthetic data",
+    )
     get.add_argument("--dest", default=DEFAULT_DATA_DIR, help="folder to download into (./data)")
     get.add_argument("--offline", action="store_true", help="never use the network")
     get.add_argument(
         "--result-file",
         default=None,
-        help='also write {"input": <folder>, "note": ...} as JSON to this file (what the DAG '
-        "reads)",
+        help='also write {"input": <folder>, "synthetic": ..., "note": ...} as JSON to this '
+        "file (what the DAG reads)",
     )
     get.add_argument("-v", "--verbose", action="count", default=0)
     get.set_defaults(handler=cmd_get)
@@ -94,7 +98,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> dict:
     got = get_with_bar(args.name, args.dest, args.offline)
-    result = {"input": str(got.path.absolute()), "note": got.note}
+    result = {"input": str(got.path.absolute()), "synthetic": got.synthetic, "note": got.note}
     if args.result_file:
         Path(args.result_file).write_text(json.dumps(result) + "\n")
     print(got.path)

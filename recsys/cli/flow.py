@@ -19,9 +19,11 @@ def register(sub) -> None:
     ng.add_argument(
         "--dataset",
         default="ml-latest-small",
-        help="MovieLens release (downloaded; synthetic when offline) or a ratings path",
+        help="a ratings path, a MovieLens release (downloaded), or synthetic:ml-latest-small",
     )
-    ng.add_argument("--offline", action="store_true", help="never download; synthesise")
+    ng.add_argument(
+        "--offline", action="store_true", help="never download (the release must be in ./data)"
+    )
     ng.add_argument("--ds", default=None, help="logical date of the run (default: today, UTC)")
     ng.add_argument(
         "--param",
@@ -35,11 +37,16 @@ def register(sub) -> None:
     ng.set_defaults(handler=cmd_nightly)
 
     demo = sub.add_parser(
-        "demo", help="download ml-latest-small (or synthesise it offline), prepare it, train"
+        "demo",
+        help="download ml-latest-small (or use a path, or synthetic:<shape>), prepare, train",
     )
-    demo.add_argument("--dataset", default="ml-latest-small", help="MovieLens release to use")
+    demo.add_argument(
+        "--dataset",
+        default="ml-latest-small",
+        help="a MovieLens release, a ratings path, or synthetic:ml-latest-small",
+    )
     demo.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
-    demo.add_argument("--offline", action="store_true", help="skip the download, synthesise")
+    demo.add_argument("--offline", action="store_true", help="never download")
     demo.add_argument("--ds", default=None)
     common_options(demo)
     demo.set_defaults(handler=cmd_demo)
@@ -78,7 +85,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Download (or synthesise when offline) a MovieLens set, prepare it, train."""
+    """Bring the data (a release, a path, or synthetic data by name), prepare it, train."""
     from recsys.cli.data import get_with_bar
     from recsys.cli.output import print_metrics, print_prepare_summary
     from recsys.evaluate.recorded import model_metrics

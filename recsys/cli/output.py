@@ -78,6 +78,11 @@ def print_summary(root: str, k: int) -> None:
     print("Tables (each table's _LATEST):")
     for table, path in out["tables"].items():
         print(f"  {table:16} {path}")
+    if out["table"].synthetic:
+        print(
+            "The published table was built from SYNTHETIC data (--dataset synthetic:...), "
+            "not from a real log."
+        )
     model = out["model"]
     title = f"{model.model_version}: test metrics"
     if model.refit_of:

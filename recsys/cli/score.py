@@ -93,5 +93,7 @@ def cmd_publish(args: argparse.Namespace) -> dict:
     if args.result_file:
         Path(args.result_file).write_text(json.dumps(out) + "\n")
     live = "" if out["moved"] else " (recommendations/_LATEST names a newer ds and stays)"
-    print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users{live}")
+    empty = out.get("empty_lists", 0)
+    empty = f", {empty:,} with an empty list (no unseen candidate)" if empty else ""
+    print(f"published {out['path']}: {out['rows']:,} rows for {out['users']:,} users{empty}{live}")
     return out

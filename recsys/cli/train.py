@@ -92,12 +92,19 @@ def _trained(cfg, path, model_version: str, refit_of) -> dict:
     """Print the run's metrics and where it is; the outcome handed to the next step."""
     from recsys.cli.output import print_metrics
     from recsys.evaluate.recorded import model_metrics
-    from recsys.manifests import ModelManifest
+    from recsys.manifests import ModelManifest, PreparedManifest
 
     title = model_version
     if refit_of is not None:
         title += f" (refit; held-out metrics of {refit_of.name})"
-    print_metrics(model_metrics(ModelManifest.read(path)), cfg.train.k, title)
+    model = ModelManifest.read(path)
+    print_metrics(model_metrics(model), cfg.train.k, title)
+    prepared = PreparedManifest.read(model.prepared.folder)
+    if refit_of is None and not prepared.count("val") and not prepared.count("test"):
+        print(
+            f"the split of {model.prepared.folder} left no val or test rows (too few rows per "
+            "user to hold one out), so nothing was evaluated and the gate will refuse this model"
+        )
     print(f"written to {path}")
     return {"path": str(path), "model_version": model_version}
 

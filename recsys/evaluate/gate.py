@@ -11,6 +11,7 @@ reason outlives the task log. Numpy and pandas only.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def gateable(model_dir: Path, k: int) -> tuple[ModelManifest, float]:
             f"{model.refit_of.path}"
         )
     ndcg = model.test_metric(f"ndcg@{k}")
-    if ndcg is None:
+    if ndcg is None or not math.isfinite(ndcg):  # nothing to compare on
         raise RecsysError(
             f"{model_dir} has no test ndcg@{k} to judge (empty test split, or k differs from the "
             "training run's train.k); prepare with a split that holds rows out"

@@ -24,6 +24,7 @@ import recsys
 from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import Config, to_dict
+from recsys.data.dataset import is_synthetic
 from recsys.data.formats import FormatSpec, Located, check_header, locate
 from recsys.data.items import read_items
 from recsys.errors import RecsysError
@@ -395,4 +396,5 @@ def prepared_manifest(
             "python": platform.python_version(),
         },
         seconds=round(time.time() - started, 1),
+        synthetic=is_synthetic(located.ratings),
     )

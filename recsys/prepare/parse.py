@@ -119,6 +119,9 @@ def validate(
 ) -> DataFrame:
     """Type the raw fields and attach the first reason each row fails (null when it is valid).
 
+    Non-finite ratings, ratings beyond ``schema.MAX_ABS_RATING`` and ids longer than
+    ``schema.MAX_ID_CHARS`` have reasons of their own, whatever scale the log declares.
+
     Returns ``source_file, line, user_id, item_id, rating (double), ts (long), reason`` and the
     ``keep`` columns unchanged.
     """
@@ -126,13 +129,17 @@ def validate(
     item = _id(RAW_ITEM, numeric_ids)
     rating = F.col(RAW_RATING).try_cast("double")
     ts = _timestamp(RAW_TS, numeric_ids)
+    too_long = (F.length(RAW_USER) > S.MAX_ID_CHARS) | (F.length(RAW_ITEM) > S.MAX_ID_CHARS)
     reason = (
         F.when(F.col(N_FIELDS) == HEADER_FIELDS, F.lit(HEADER_MARK))
         .when(F.col(N_FIELDS) == 0, F.lit(S.REASON_BLANK))
         .when(F.col(N_FIELDS) != EXPECTED_FIELDS, F.lit(S.REASON_FIELDS))
+        .when(too_long, F.lit(S.REASON_ID_LONG))
         .when(user.isNull(), F.lit(S.REASON_USER))
         .when(item.isNull(), F.lit(S.REASON_ITEM))
         .when(rating.isNull() | F.isnan(rating), F.lit(S.REASON_RATING))
+        .when(F.abs(rating) == F.lit(float("inf")), F.lit(S.REASON_NON_FINITE))
+        .when(F.abs(rating) > F.lit(S.MAX_ABS_RATING), F.lit(S.REASON_ABSURD))
         .when((rating < F.lit(rating_min)) | (rating > F.lit(rating_max)), F.lit(S.REASON_RANGE))
         .when(ts.isNull() | (ts < 0), F.lit(S.REASON_TS))
     )

@@ -243,11 +243,13 @@ def top_n_table(seen, ratings, users, items, artifact: str, model: ModelManifest
     )
 
 
-def write_table(spark, table, folder: Path, partitions: int) -> dict[str, int]:
-    """Write the table; returns its rows per source, read back from what was written."""
+def write_table(spark, table, folder: Path, partitions: int) -> tuple[dict[str, int], int]:
+    """Write the table; returns its rows per source and its users, read back from what was
+    written."""
     table.repartition(max(1, partitions)).write.parquet(str(folder))
     written = spark.read.parquet(str(folder))
-    return {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
+    by_source = {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
+    return by_source, written.select(S.USER_ID).distinct().count()
 
 
 def stage_similar(spark, cfg, items, model_dir, model, prepared, family, n, excluded, ds, run,
@@ -315,7 +317,9 @@ def run_score(
     artifact = str(model_dir / "arrays.npz")
     table = top_n_table(seen, ratings, users, items, artifact, model, n, excluded)
     paths = storage.new_run(cfg.root, "recommendations", ds, run)
-    by_source = write_table(spark, table, paths.staging / "table", cfg.spark.shuffle_partitions)
+    by_source, listed = write_table(
+        spark, table, paths.staging / "table", cfg.spark.shuffle_partitions
+    )
     manifest = RecommendationsManifest(
         ds=ds,
         run=paths.run,
@@ -329,6 +333,8 @@ def run_score(
         excluded_items=len(excluded),
         min_item_ratings=min_item_ratings,
         seconds=round(time.time() - started, 1),
+        synthetic=prepared.synthetic,
+        empty_lists=prepared.n_users - listed,  # users with no unseen candidate
     )
     seen.unpersist()
     similar = None

@@ -4,7 +4,9 @@ A table that fails a check is never published, and the error says which check fa
 many users. The checks (on the table and the prepared run it was scored from):
 
 * ``unknown ids``: every user_id and item_id exists in the prepared users / items tables;
-* ``missing users``: every user of the prepared run has a list;
+* ``missing users``: every user of the prepared run has a list, except users without an unseen
+  candidate (they rated every item): their list is empty by design, and counted
+  (``empty_lists``);
 * ``ranks``: each user's ranks are exactly 1..len(list);
 * ``list length``: N rows per user, fewer only when the user has fewer unseen candidates;
 * ``seen items``: no item the user rated (in any split) is recommended;
@@ -58,9 +60,15 @@ def validate(run_dir: Path) -> dict[str, int]:
     if unknown.any():
         fail("unknown ids", table.loc[unknown, S.USER_ID].nunique(), "ids not in the prepared run")
     table = table.assign(u=u_idx.astype(np.int64), i=i_idx.astype(np.int64))
-    missing = len(users) - table["u"].nunique()
+    # Each prepared user's expected list length: N, or fewer unseen candidates (0: none).
+    seen_count = ratings.groupby(S.USER_IDX).size().reindex(users[S.USER_IDX], fill_value=0)
+    expected = pd.Series(
+        np.minimum(n, np.maximum(n_items - seen_count.to_numpy(), 0)), index=seen_count.index
+    )
+    listed = expected.index.isin(table["u"].unique())
+    missing = int(np.count_nonzero(~listed & (expected.to_numpy() > 0)))
     if missing:
-        fail("missing users", missing, "prepared users without a list")
+        fail("missing users", missing, "prepared users with unseen candidates but no list")
     table = table.sort_values(["u", S.RANK])
     grouped = table.groupby("u", sort=True)
     size = grouped.size()
@@ -68,9 +76,7 @@ def validate(run_dir: Path) -> dict[str, int]:
     bad_rank = table.loc[table[S.RANK].to_numpy() != position.to_numpy(), "u"].nunique()
     if bad_rank:
         fail("ranks", bad_rank, "ranks are not 1..N")
-    seen_count = ratings.groupby(S.USER_IDX).size().reindex(size.index, fill_value=0)
-    expected = np.minimum(n, np.maximum(n_items - seen_count.to_numpy(), 0))
-    short = int(np.count_nonzero(size.to_numpy() != expected))
+    short = int(np.count_nonzero(size.to_numpy() != expected.reindex(size.index).to_numpy()))
     if short:
         fail("list length", short, f"lists are not {n} long (or all the user's candidates)")
     seen_keys = ratings[S.USER_IDX].to_numpy(np.int64) * (len(items) + 1) + ratings[S.ITEM_IDX]
@@ -86,7 +92,10 @@ def validate(run_dir: Path) -> dict[str, int]:
             f"recommendations run {run_dir} holds {len(table):,} rows but its manifest records "
             f"{manifest.rows:,}; re-run `recsys score` for ds={manifest.ds}; it was not published"
         )
-    return {"users": int(len(size)), "rows": int(len(table))}
+    empty = int(np.count_nonzero(~listed))
+    if empty:
+        log.info("%d user(s) rated every item and have an empty list", empty)
+    return {"users": int(len(size)), "rows": int(len(table)), "empty_lists": empty}
 
 
 def published_users(root: str) -> tuple[Path, int] | None:

@@ -23,7 +23,8 @@ import numpy as np
 
 from recsys import schema as S
 from recsys.config import TrainConfig, resolve_train
-from recsys.manifests import PreparedManifest, TrainingRecord, WarmRecord
+from recsys.manifests import PreparedManifest
+from recsys.payloads import TrainingRecord, WarmRecord
 from recsys.train import runs as user_runs
 from recsys.train.models.build import build_model, genre_matrix, ranking_settings
 from recsys.train.plan import Plan, compile_options, plan_run, table_learning_rate

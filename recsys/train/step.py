@@ -26,16 +26,10 @@ import numpy as np
 from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import Config, TrainConfig, resolve_train
-from recsys.errors import RecsysError
-from recsys.manifests import (
-    Dims,
-    Metrics,
-    ModelManifest,
-    PreparedManifest,
-    RunRef,
-    TrainingRecord,
-    read_metrics,
-)
+from recsys.errors import RecsysError, ensure_space, writing
+from recsys.manifests import Dims, ModelManifest, PreparedManifest, RunRef
+from recsys.payloads import Metrics, TrainingRecord, read_metrics
+from recsys.train.callbacks.resume import model_bytes
 from recsys.train.loop import fit
 from recsys.train.warm import COLD, Origin, origin
 
@@ -150,9 +144,12 @@ def write_artifacts(
     from recsys.evaluate.report import write_report
     from recsys.splits import load_split
 
-    model.save(staging / "model.keras")
+    ensure_space(staging / "model.keras", model_bytes(model))  # h5py crashes on a full disk
+    with writing(staging / "model.keras"):
+        model.save(staging / "model.keras")
     arrays = model.export_arrays()
-    np.savez(staging / "arrays.npz", **arrays)
+    with writing(staging / "arrays.npz"):
+        np.savez(staging / "arrays.npz", **arrays)
     k = cfg.train.k
     if job.evaluated is None:
         evaluated = evaluate_prepared(
@@ -161,15 +158,17 @@ def write_artifacts(
         metrics = read_metrics(evaluated, staging / "metrics.json")
     else:
         metrics = replace(job.evaluated.metrics, metrics_of=str(job.refit_of))
-    (staging / "metrics.json").write_text(json.dumps(metrics.to_dict(), indent=2) + "\n")
-    (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    for name, data in (("metrics.json", metrics.to_dict()), ("history.json", history)):
+        with writing(staging / name):
+            (staging / name).write_text(json.dumps(data, indent=2) + "\n")
     ratings = None
     rated = not job.manifest.implicit and cfg.train.objective == "rating"
     if job.evaluated is None and job.manifest.count("test") and rated:
         test = load_split(job.prepared, "test")
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
-    write_report(staging, metrics.to_dict(), history, k, ratings, title)
+    with writing(staging / "report.md"):
+        write_report(staging, metrics.to_dict(), history, k, ratings, title)
     return metrics
 
 

@@ -35,7 +35,8 @@ from recsys import schema as S
 from recsys.config import TrainConfig
 from recsys.errors import RecsysError
 from recsys.lineage import original_ids, published_model
-from recsys.manifests import ModelManifest, PreparedManifest, WarmRecord
+from recsys.manifests import ModelManifest, PreparedManifest
+from recsys.payloads import WarmRecord
 from recsys.train.optim import DENSE_NAMES, is_table
 
 log = logging.getLogger(__name__)

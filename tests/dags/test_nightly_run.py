@@ -53,13 +53,13 @@ def test_nightly_runs_publish_and_a_refused_gate_keeps_the_last_table(tmp_path, 
     published = storage.latest(str(root), "recommendations")
     table = storage.read_manifest(published)
     assert table["ds"] == DS and published.parent.name == f"ds={DS}"
-    assert validate(published) == {"users": N_USERS, "rows": N_USERS * 10}
+    assert validate(published) == {"users": N_USERS, "rows": N_USERS * 10, "empty_lists": 0}
     assert table["rows_by_source"] == {"model": N_USERS * 10}  # the refit knows every user
     similar = storage.latest(str(root), "similar_items")
     assert similar.name == published.name and storage.read_manifest(similar)["rows"] > 0
-    served = storage.read_manifest(table["model"]["path"])
+    served = storage.read_manifest(root / table["model"]["path"])  # paths are root-relative
     assert served["refit_of"] and served["training"]["trained_on"] == ["train", "val", "test"]
-    evaluated = storage.read_manifest(served["refit_of"]["path"])
+    evaluated = storage.read_manifest(root / served["refit_of"]["path"])
     test = evaluated["metrics"]["test"]["ndcg@10"]
     popular = evaluated["metrics"]["baselines"]["most_popular"]["ndcg@10"]
     assert test > 2 * popular, (test, popular)
@@ -74,7 +74,7 @@ def test_nightly_runs_publish_and_a_refused_gate_keeps_the_last_table(tmp_path, 
     gate = storage.read_manifest(storage.latest(str(root), "gates"))
     compared = gate["checks"]["published"]
     assert compared["users"] == N_USERS  # today's test users, through yesterday's model
-    assert compared["model"] == served["refit_of"]["path"]  # the evaluated twin, not the refit
+    assert compared["model"] == str(root / served["refit_of"]["path"])  # the evaluated twin
 
     # What a person reads afterwards.
     capsys.readouterr()
@@ -135,5 +135,5 @@ def test_the_dag_runs_against_a_standalone_cluster_with_recsys_as_a_zip(
     assert names == ["recsys-prepare", "recsys-score", "recsys-train", "recsys-train"], apps
     published = storage.latest(str(root), "recommendations")
     assert validate(published)["users"] == N_USERS
-    served = storage.read_manifest(storage.read_manifest(published)["model"]["path"])
+    served = storage.read_manifest(root / storage.read_manifest(published)["model"]["path"])
     assert served["refit_of"] and served["training"]["replicas"] == 2

@@ -1,5 +1,5 @@
-"""`recsys demo` end to end (the nightly steps without Airflow): no network -> synthesise
-ml-latest-small -> prepare -> train."""
+"""`recsys demo` end to end (the nightly steps without Airflow): synthetic ml-latest-small asked
+for by name -> prepare -> train."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from recsys.cli import main
 
 
 @pytest.mark.slow
-def test_demo_offline_synthesises_prepares_and_trains(spark, tmp_path, capsys, monkeypatch):
+def test_demo_synthesises_by_name_prepares_and_trains(spark, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RECSYS_MOVIELENS_URL", "http://127.0.0.1:9/")  # nothing listens there
     code = main(
         [
             "demo",
+            "--dataset",
+            "synthetic:ml-latest-small",
             "--data-dir",
             str(tmp_path / "data"),
             "--root",
@@ -25,7 +27,7 @@ def test_demo_offline_synthesises_prepares_and_trains(spark, tmp_path, capsys, m
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "is not available" in out and "using synthetic data of the ml-latest-small shape" in out
+    assert "using synthetic data of the ml-latest-small shape" in out
     assert "`recsys nightly`" in out
     # The default ranking model was trained and beats the popularity list it is printed next to.
     model = storage.read_manifest(storage.latest(str(tmp_path / "var"), "models"))
@@ -35,12 +37,15 @@ def test_demo_offline_synthesises_prepares_and_trains(spark, tmp_path, capsys, m
     folder = storage.latest(str(tmp_path / "var"), "prepared")
     manifest = storage.read_manifest(folder)
     assert manifest["n_users"] == 610 and manifest["quarantine"]["total"] == 0
+    assert manifest["synthetic"] is True
     assert sum(manifest["counts"].values()) == manifest["rows_valid"] == 100_836
     # A second run reuses the synthesised files and is a new run of the same ds.
     assert (
         main(
             [
                 "demo",
+                "--dataset",
+                "synthetic:ml-latest-small",
                 "--offline",
                 "--data-dir",
                 str(tmp_path / "data"),

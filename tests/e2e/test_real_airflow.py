@@ -173,7 +173,7 @@ def _expect_success(world: World, run, what: str) -> None:
 def _check_table(folder: Path, ds: str) -> None:
     manifest = storage.read_manifest(folder)
     assert manifest["ds"] == ds and folder.parent.name == f"ds={ds}", (folder, manifest["ds"])
-    assert validate(folder) == {"users": N_USERS, "rows": N_USERS * 10}, folder
+    assert validate(folder) == {"users": N_USERS, "rows": N_USERS * 10, "empty_lists": 0}, folder
 
 
 def test_a_a_triggered_run_publishes_a_valid_table(world):

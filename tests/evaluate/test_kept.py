@@ -103,6 +103,14 @@ def test_other_settings_or_another_prepared_run_measure_again(tmp_path, fits):
     assert len(list((tmp_path / "baselines").glob("ds=*/run=*"))) == 3
 
 
+def _figures(out: dict) -> dict:
+    """The baselines' figures without their timings (``fit_seconds``)."""
+    return {
+        name: {k: v for k, v in row.items() if not k.endswith("seconds")}
+        for name, row in out["baselines"].items()
+    }
+
+
 def test_damaged_kept_figures_are_measured_again(tmp_path, fits, caplog):
     prepared = _prepared(tmp_path)
     first = evaluate_prepared(_model(1), prepared, k=5)
@@ -111,7 +119,8 @@ def test_damaged_kept_figures_are_measured_again(tmp_path, fits, caplog):
     )
     (where.final / storage.MANIFEST).write_text("{not json")
     again = evaluate_prepared(_model(1), prepared, k=5)
-    assert len(fits) == 8 and again["baselines"] == first["baselines"]
+    # Measured again: the same figures, though not the same fit time.
+    assert len(fits) == 8 and _figures(again) == _figures(first)
     assert "unreadable" in caplog.text
 
 

@@ -96,7 +96,7 @@ def _check_scored(root: Path, run: str, report: str) -> dict:
     assert table.groupby(S.USER_ID).size().eq(TOP).all(), report
     assert set(table.loc[table[S.USER_ID] == COLD_USER, "source"]) == {"popular"}, report
     counts = validate(folder)
-    assert counts == {"users": len(users), "rows": len(users) * TOP}, report
+    assert counts == {"users": len(users), "rows": len(users) * TOP, "empty_lists": 0}, report
     assert manifest["rows"] == len(table), report
     with pytest.raises(RecsysError, match="no complete recommendations run"):
         storage.latest(str(root), "recommendations")

@@ -83,7 +83,7 @@ def _check_prepared(root: Path, context: str = "") -> dict:
     manifest = storage.read_manifest(folder)
     pointer = json.loads((root / "prepared" / "_LATEST").read_text())
     assert pointer["ds"] == DS and pointer["run"] == manifest["run"], context
-    assert Path(pointer["path"]).resolve() == folder.resolve(), context
+    assert (root / pointer["path"]).resolve() == folder.resolve(), context  # root-relative
     assert folder.parent.name == f"ds={DS}" and folder.name == f"run={manifest['run']}", context
 
     assert manifest["ds"] == DS and manifest["format"] == "ml-csv", context

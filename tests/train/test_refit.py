@@ -40,6 +40,8 @@ def test_refit_trains_on_every_split_for_the_best_epoch_count(trained, capsys):
     folder = storage.resolve(root, "models", "2026-04-01", "refit")
     m = ModelManifest.read(folder)
     assert m.refit_of.path == str(evaluated.path)
+    raw = storage.read_manifest(folder)
+    assert Path(root) / raw["refit_of"]["path"] == evaluated.path  # relative to the root
     assert m.training.trained_on == ["train", "val", "test"]
     # Same settings, run for the evaluated model's best number of epochs, no early stopping.
     same = replace(ev.train, epochs=ev.training.best_epoch, refit_mode="full")

@@ -23,14 +23,8 @@ from recsys import integrity, storage
 from recsys import schema as S
 from recsys.config import TrainConfig, load_config, resolve_train
 from recsys.errors import RecsysError
-from recsys.manifests import (
-    ModelManifest,
-    PreparedManifest,
-    RecommendationsManifest,
-    RunRef,
-    TrainingRecord,
-    WarmRecord,
-)
+from recsys.manifests import ModelManifest, PreparedManifest, RecommendationsManifest, RunRef
+from recsys.payloads import TrainingRecord, WarmRecord
 
 pytest.importorskip("tensorflow")
 

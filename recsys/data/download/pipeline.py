@@ -70,8 +70,8 @@ def download(
             raise RecsysError(
                 f"{release.name} is not in {dest_dir} (neither the folder {release.folder}/ nor "
                 f"{release.filename} is there) and --offline forbids downloading it; run "
-                f"without --offline, copy {release.filename} into {dest_dir}, or generate data "
-                f"with `recsys data synth`"
+                f"without --offline, copy {release.filename} into {dest_dir}, or ask for "
+                f"synthetic data by name with --dataset synthetic:{release.name}"
             )
         check_existing_archive(archive, release)
         return extract(archive, dest_dir, release)

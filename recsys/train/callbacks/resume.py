@@ -30,6 +30,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from recsys.errors import ensure_space, writing
+
 log = logging.getLogger(__name__)
 
 RECORD = "recsys_record.json"
@@ -47,8 +49,15 @@ def backed_up_epochs(backup_dir: Path) -> int:
 
 def _write_atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    with writing(path):  # a full disk: one sentence naming the file
+        write(tmp)
+        os.replace(tmp, path)
+
+
+def model_bytes(model) -> int:
+    """What one save of ``model`` may need on disk: its weights and two optimizer slots each
+    (float32), plus a margin for the file's own structure."""
+    return 3 * 4 * int(model.count_params()) + (1 << 20)
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -151,11 +160,15 @@ class RecordedBackup(keras.callbacks.BackupAndRestore):
         writes leaves the previous backup whole (Keras writes ``latest.weights.h5`` in place)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         weights = self.dir / ".next.weights.h5"  # Keras wants the .weights.h5 suffix
-        self.model.save_weights(str(weights), overwrite=True)
-        meta = self.dir / ".next.metadata.json"
-        meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-        os.replace(weights, self._weights_path)  # the two renames: microseconds apart
-        os.replace(meta, self._training_metadata_path)
+        # h5py crashes the process on a full disk: refuse before it writes.
+        ensure_space(self._weights_path, model_bytes(self.model))
+        with writing(self._weights_path):
+            self.model.save_weights(str(weights), overwrite=True)
+            meta = self.dir / ".next.metadata.json"
+            state = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            meta.write_text(json.dumps(state))
+            os.replace(weights, self._weights_path)  # the two renames: microseconds apart
+            os.replace(meta, self._training_metadata_path)
 
     def history(self) -> dict[str, list[float]]:
         """Every epoch's logs, those before a kill included."""
