@@ -2,7 +2,8 @@
 #   make run    creates .venv if missing, installs, runs the nightly Airflow DAG once, here
 #               (SQLite Airflow under ./var/airflow, local Spark, files under ./var); DATASET=ml-1m
 #               or DATASET=/path/to/ratings picks other data; OFFLINE=1 never downloads and, unless
-#               DATASET is given, asks for synthetic data by name (synthetic:ml-latest-small)
+#               DATASET is given, asks for synthetic data by name (synthetic:ml-latest-small), as
+#               make run does by itself when the default data set cannot be downloaded
 #   make test   creates .venv if missing, installs, runs every test (slow ones included) + ruff
 PYTHON ?= python3
 OFFLINE ?=
@@ -33,8 +34,17 @@ $(STAMP): pyproject.toml Makefile
 		"pyspark==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("pyspark"))')"
 	@touch $(STAMP)
 
+# With the default data set and no network, make run says so and asks for synthetic data of the
+# same shape by name; a DATASET you give is used as is (a missing one fails the night).
 run: $(STAMP)
-	$(BIN)/recsys nightly --dataset $(DATASET) $(OFFLINE_FLAG)
+	@if [ "$(origin DATASET)" = "file" ] && [ -z "$(OFFLINE)" ] && \
+		! $(BIN)/recsys data get $(DATASET) --dest data >/dev/null 2>&1; then \
+		echo "make run: $(DATASET) could not be downloaded (offline?); running the night on" \
+			"synthetic data of its shape, asked for by name: synthetic:$(DATASET)"; \
+		$(BIN)/recsys nightly --dataset synthetic:$(DATASET); \
+	else \
+		$(BIN)/recsys nightly --dataset $(DATASET) $(OFFLINE_FLAG); \
+	fi
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "slow or not slow" -q
