@@ -29,6 +29,8 @@ from recsys.data.items import read_items
 from recsys.errors import RecsysError
 from recsys.manifests import PreparedManifest, Quarantine
 from recsys.prepare import clean, index, parse, read, split
+from recsys.prepare.seen import FOLDER as SEEN_FOLDER
+from recsys.prepare.seen import write_seen
 from recsys.spark import get_spark
 
 log = logging.getLogger(__name__)
@@ -328,6 +330,8 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     user_table, item_table = write_indices(user_stats, item_stats, items_read, paths.staging)
     ratings_dir = write_ratings(spark, deduped, cfg, keys, paths.staging)
     deduped.unpersist()
+    write_seen(ratings_dir, paths.staging / SEEN_FOLDER, len(user_table),
+               cfg.spark.shuffle_partitions)  # fmt: skip
 
     manifest = prepared_manifest(
         cfg, spark.version, paths, located, test_located, raw, (lo, hi), rejects, items_read,
@@ -353,7 +357,10 @@ def prepared_manifest(
         format=located.spec.name,
         input=[str(p) for p in inputs],
         input_fingerprint=fingerprint(inputs),
-        files=integrity.prepared_files(paths.staging),
+        files={
+            **integrity.prepared_files(paths.staging),
+            SEEN_FOLDER: integrity.data_files(paths.staging / SEEN_FOLDER),
+        },
         implicit=raw.implicit,
         has_timestamps=raw.has_ts,
         rows_read=rejects.rows,
