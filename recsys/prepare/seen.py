@@ -64,9 +64,9 @@ def write_seen(ratings_dir: Path, folder: Path, n_users: int, files: int) -> Non
         files: how many files to cut the users into (the scoring job's tasks).
     """
     users, items, splits = _rows(ratings_dir)
-    # One sort by (user, item): each user's list comes out sorted, which publish relies on.
-    order = np.lexsort((items, users))
-    items = items[order]
+    # One sort of (user, item) keys: each user's list comes out sorted, which publish relies on.
+    width = int(items.max()) + 1 if len(items) else 1
+    items = (np.sort(users.astype(np.int64) * width + items) % width).astype(np.int32)
     offsets = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(users, minlength=n_users), out=offsets[1:])
     counts = [
