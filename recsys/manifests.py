@@ -165,7 +165,8 @@ class PreparedManifest(Manifest):
     input: list[str] = field(default_factory=list)
     input_fingerprint: str = ""
     # name -> bytes of every data file of ratings/, users/, items/ (recsys.integrity); empty in
-    # manifests written before it existed, whose row counts alone are checked
+    # manifests written before it existed, whose row counts alone are checked. Also seen/ (each
+    # user's items, recsys.prepare.seen) in runs prepared since it exists.
     files: dict[str, dict[str, int]] = field(default_factory=dict)
     implicit: bool = False  # no rating column: every row is a choice (rating 1)
     has_timestamps: bool = True
@@ -194,6 +195,11 @@ class PreparedManifest(Manifest):
     @property
     def rows(self) -> int:
         return int(sum(self.counts.values()))
+
+    @property
+    def has_seen(self) -> bool:
+        """Whether prepare wrote ``seen/`` (older runs did not: readers group ``ratings/``)."""
+        return bool(self.files.get("seen"))
 
 
 # Keys of the model manifest's payloads renamed since manifests were written, per payload:

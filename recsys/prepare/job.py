@@ -30,6 +30,9 @@ from recsys.data.items import read_items
 from recsys.errors import RecsysError
 from recsys.manifests import PreparedManifest, Quarantine
 from recsys.prepare import clean, index, parse, read, split
+from recsys.prepare.drift import check_drift
+from recsys.prepare.seen import FOLDER as SEEN_FOLDER
+from recsys.prepare.seen import write_seen
 from recsys.spark import get_spark
 
 log = logging.getLogger(__name__)
@@ -123,27 +126,6 @@ def _load(spark, cfg: Config, located: Located, test_located: Located | None):
     test_rows = read.read_text(spark, test_located).withColumn(split.ORIGIN, F.lit("test"))
     rows = raw.rows.withColumn(split.ORIGIN, F.lit("train")).unionByName(test_rows)
     return read.RawInput(rows, raw.implicit, raw.has_ts), (split.ORIGIN,)
-
-
-def check_drift(root: str, source: Path, min_share: float, **now: int) -> None:
-    """Refuse an input that shrank below ``min_share`` of the previous prepared run (rows, users,
-    items after cleaning): a half-empty export must not be trained on and published."""
-    if min_share <= 0:
-        return
-    try:
-        previous_dir = storage.latest(root, "prepared")
-    except RecsysError:
-        return  # the first night: nothing to compare with (a damaged pointer failed earlier)
-    # A damaged manifest refuses in one sentence: the guard is never skipped silently.
-    previous = PreparedManifest.read(previous_dir)
-    before = {"rows": previous.rows, "users": previous.n_users, "items": previous.n_items}
-    for what, count in now.items():
-        if count < min_share * before[what]:
-            raise RecsysError(
-                f"input {source} has {count:,} {what} after cleaning, below "
-                f"prepare.min_share={min_share:.0%} of the {before[what]:,} of the previous "
-                f"prepared run {previous_dir}; if the input really shrank, pass --min-share 0"
-            )
 
 
 @dataclass(frozen=True)
@@ -331,6 +313,8 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     user_table, item_table = write_indices(user_stats, item_stats, items_read, paths.staging)
     ratings_dir = write_ratings(spark, deduped, cfg, keys, paths.staging)
     deduped.unpersist()
+    write_seen(ratings_dir, paths.staging / SEEN_FOLDER, len(user_table),
+               cfg.spark.shuffle_partitions)  # fmt: skip
 
     stats = _split_stats(ratings_dir)
     if cfg.prepare.split == "return":
@@ -359,7 +343,10 @@ def prepared_manifest(
         format=located.spec.name,
         input=[str(p) for p in inputs],
         input_fingerprint=fingerprint(inputs),
-        files=integrity.prepared_files(paths.staging),
+        files={
+            **integrity.prepared_files(paths.staging),
+            SEEN_FOLDER: integrity.data_files(paths.staging / SEEN_FOLDER),
+        },
         implicit=raw.implicit,
         has_timestamps=raw.has_ts,
         rows_read=rejects.rows,

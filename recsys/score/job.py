@@ -208,7 +208,8 @@ def rare_items(ratings, min_item_ratings: int) -> list[int]:
 
 def seen_lists(ratings, trained_on: list[str]):
     """One row per user: the items seen in any split, and whether a row is one the model was
-    trained on (the model knows the user). One pass, cached for both paths."""
+    trained on (the model knows the user). One shuffle, cached for both paths; for prepared
+    runs without ``seen/`` (see ``read_seen``)."""
     from pyspark.sql import functions as F
 
     return (
@@ -218,6 +219,22 @@ def seen_lists(ratings, trained_on: list[str]):
             F.max(F.col(S.SPLIT).isin(*trained_on).cast("int")).alias(HAS_TRAIN),
         )
         .persist()
+    )
+
+
+def read_seen(spark, prepared_dir: Path, trained_on: list[str]):
+    """``seen_lists`` read from the lists prepare grouped (``prepared/.../seen/``): no shuffle.
+    Each file is one task (files are not packed together), so both cores score."""
+    from pyspark.sql import functions as F
+
+    from recsys.prepare.seen import FOLDER, count_column
+
+    spark.conf.set("spark.sql.files.openCostInBytes", str(1 << 30))
+    trained = sum((F.col(count_column(s)) for s in trained_on), F.lit(0))
+    return spark.read.parquet(str(prepared_dir / FOLDER)).select(
+        S.USER_IDX,
+        F.col(S.ITEM_IDX).alias(SEEN),
+        (trained > 0).cast("int").alias(HAS_TRAIN),
     )
 
 
@@ -236,8 +253,8 @@ def top_n_table(seen, ratings, users, items, artifact: str, model: ModelManifest
         # Users with no training rows: the most popular training items they have not seen.
         scored = scored.unionByName(_popular(ratings, cold, n, excluded, model.trained_on))
     return (
-        scored.join(users.select(S.USER_IDX, S.USER_ID), S.USER_IDX)
-        .join(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE), S.ITEM_IDX)
+        scored.join(F.broadcast(users.select(S.USER_IDX, S.USER_ID)), S.USER_IDX)
+        .join(F.broadcast(items.select(S.ITEM_IDX, S.ITEM_ID, S.TITLE)), S.ITEM_IDX)
         .withColumn(S.MODEL_VERSION, F.lit(model.model_version))
         .select(*S.RECOMMENDATIONS_COLUMNS)
     )
@@ -245,8 +262,8 @@ def top_n_table(seen, ratings, users, items, artifact: str, model: ModelManifest
 
 def write_table(spark, table, folder: Path, partitions: int) -> tuple[dict[str, int], int]:
     """Write the table; returns its rows per source and its users, read back from what was
-    written."""
-    table.repartition(max(1, partitions)).write.parquet(str(folder))
+    written. At most ``partitions`` files, without a shuffle (the table is already cut by user)."""
+    table.coalesce(max(1, partitions)).write.parquet(str(folder))
     written = spark.read.parquet(str(folder))
     by_source = {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
     return by_source, written.select(S.USER_ID).distinct().count()
@@ -313,7 +330,10 @@ def run_score(
         spark.read.parquet(str(model.prepared.folder / t)) for t in ("ratings", "items", "users")
     )
     excluded = rare_items(ratings, min_item_ratings)
-    seen = seen_lists(ratings, model.trained_on)
+    if prepared.has_seen:
+        seen = read_seen(spark, model.prepared.folder, model.trained_on)
+    else:
+        seen = seen_lists(ratings, model.trained_on)
     artifact = str(model_dir / "arrays.npz")
     table = top_n_table(seen, ratings, users, items, artifact, model, n, excluded)
     paths = storage.new_run(cfg.root, "recommendations", ds, run)

@@ -36,16 +36,37 @@ def _frame(folder: Path, columns: list[str]) -> pd.DataFrame:
     return pq.read_table(folder, columns=columns).to_pandas()
 
 
+def seen_keys(
+    prepared: Path, manifest: PreparedManifest, n_users: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(items seen per user, sorted ``user_idx * width + item_idx`` keys of every seen pair):
+    from the grouped ``seen/`` lists when prepare wrote them (already in key order), else from
+    ``ratings/`` (older prepared runs)."""
+    if manifest.has_seen:
+        from recsys.prepare.seen import FOLDER, read_seen
+
+        offsets, items = read_seen(prepared / FOLDER)
+        per_user = np.diff(offsets)
+        users = np.repeat(np.arange(len(per_user), dtype=np.int64), per_user)
+        return per_user, users * width + items
+    ratings = _frame(prepared / "ratings", [S.USER_IDX, S.ITEM_IDX])
+    counts = ratings.groupby(S.USER_IDX).size().reindex(range(n_users), fill_value=0).to_numpy()
+    keys = ratings[S.USER_IDX].to_numpy(np.int64) * width + ratings[S.ITEM_IDX].to_numpy()
+    return counts, np.sort(keys)
+
+
 def validate(run_dir: Path) -> dict[str, int]:
     """Check the table of a committed scoring run; returns counts, raises on the first failure."""
     manifest = RecommendationsManifest.read(run_dir)
     n = manifest.top_n
     prepared = manifest.prepared.folder
-    check_prepared(prepared, PreparedManifest.read(prepared))
+    prepared_manifest = PreparedManifest.read(prepared)
+    check_prepared(prepared, prepared_manifest)
     table = _frame(run_dir / "table", [S.USER_ID, S.RANK, S.ITEM_ID, S.SCORE])
     users = _frame(prepared / "users", [S.USER_ID, S.USER_IDX])
     items = _frame(prepared / "items", [S.ITEM_ID, S.ITEM_IDX])
-    ratings = _frame(prepared / "ratings", [S.USER_IDX, S.ITEM_IDX])
+    width = len(items) + 1
+    seen_count, seen = seen_keys(prepared, prepared_manifest, len(users), width)
     n_items = len(items) - manifest.excluded_items
 
     def fail(check: str, bad_users: int, detail: str) -> None:
@@ -61,10 +82,8 @@ def validate(run_dir: Path) -> dict[str, int]:
         fail("unknown ids", table.loc[unknown, S.USER_ID].nunique(), "ids not in the prepared run")
     table = table.assign(u=u_idx.astype(np.int64), i=i_idx.astype(np.int64))
     # Each prepared user's expected list length: N, or fewer unseen candidates (0: none).
-    seen_count = ratings.groupby(S.USER_IDX).size().reindex(users[S.USER_IDX], fill_value=0)
-    expected = pd.Series(
-        np.minimum(n, np.maximum(n_items - seen_count.to_numpy(), 0)), index=seen_count.index
-    )
+    every = users[S.USER_IDX].to_numpy()
+    expected = pd.Series(np.minimum(n, np.maximum(n_items - seen_count[every], 0)), index=every)
     listed = expected.index.isin(table["u"].unique())
     missing = int(np.count_nonzero(~listed & (expected.to_numpy() > 0)))
     if missing:
@@ -79,9 +98,9 @@ def validate(run_dir: Path) -> dict[str, int]:
     short = int(np.count_nonzero(size.to_numpy() != expected.reindex(size.index).to_numpy()))
     if short:
         fail("list length", short, f"lists are not {n} long (or all the user's candidates)")
-    seen_keys = ratings[S.USER_IDX].to_numpy(np.int64) * (len(items) + 1) + ratings[S.ITEM_IDX]
-    keys = table["u"].to_numpy() * (len(items) + 1) + table["i"].to_numpy()
-    seen_hit = np.isin(keys, seen_keys)
+    keys = table["u"].to_numpy() * width + table["i"].to_numpy()
+    at = np.minimum(np.searchsorted(seen, keys), max(len(seen) - 1, 0))
+    seen_hit = (seen[at] == keys) if len(seen) else np.zeros(len(keys), bool)
     if seen_hit.any():
         fail("seen items", table.loc[seen_hit, "u"].nunique(), "items the user already rated")
     rising = grouped[S.SCORE].diff().to_numpy() > 1e-6

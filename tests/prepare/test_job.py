@@ -77,6 +77,15 @@ def test_layout_manifest_and_pointer(spark, tmp_path, write):
         S.RATING: "float32",
         S.TS: "int64",
     }
+    # seen/: one row per user, the user's items of every split, recorded in the manifest.
+    assert m.has_seen and set(m.files["seen"]) == {p.name for p in (result.path / "seen").iterdir()}
+    seen = pq.read_table(result.path / "seen").to_pandas().sort_values(S.USER_IDX)
+    rows = pd.concat(read_split(result, s).assign(split=s) for s in S.SPLITS)
+    assert seen[S.USER_IDX].tolist() == list(range(m.n_users))
+    for u, items in zip(seen[S.USER_IDX], seen[S.ITEM_IDX], strict=True):
+        assert list(items) == sorted(rows.loc[rows[S.USER_IDX] == u, S.ITEM_IDX])
+    for s in S.SPLITS:
+        assert seen[f"n_{s}"].sum() == m.counts[s]
     # No staging debris after a clean run.
     assert not [p for p in result.path.parent.iterdir() if p.name.startswith("_staging")]
 
@@ -371,7 +380,7 @@ def test_the_drift_guard_refuses_a_previous_run_of_a_newer_format(tmp_path):
     """A prepared run written by a newer recsys is not 'nothing to compare with'."""
     from recsys import storage
     from recsys.manifests import ManifestError
-    from recsys.prepare.job import check_drift
+    from recsys.prepare.drift import check_drift
 
     paths = storage.new_run(str(tmp_path), "prepared", "2026-01-01", "newer")
     storage.commit(paths, {"format_version": 99, "ds": "2026-01-01", "run": "newer"})

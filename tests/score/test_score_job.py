@@ -227,3 +227,31 @@ def test_extra_keeps_more_items_a_user_for_read_time_filters(scored):
     got = longer.sort_values(key)[[*key, S.ITEM_ID]].reset_index(drop=True)
     want = table.sort_values(key)[[*key, S.ITEM_ID]].reset_index(drop=True)
     assert got.equals(want)  # the top TOP - 2, then the 2 the model ranks next
+
+
+def test_a_prepared_run_without_seen_lists_scores_and_publishes_the_same_table(scored):
+    """Runs prepared before ``seen/`` existed: score groups ``ratings/``, publish reads them."""
+    import shutil
+
+    from recsys.score.job import run_score
+    from recsys.score.publish import validate
+
+    cfg, _, result, table = scored
+    prepared = storage.resolve(cfg.root, "prepared")
+    assert PreparedManifest.read(prepared).has_seen
+    manifest_text = (prepared / "manifest.json").read_text()
+    older = json.loads(manifest_text)
+    del older["files"]["seen"]
+    shutil.move(prepared / "seen", prepared.parent / "_seen-aside")
+    try:
+        (prepared / "manifest.json").write_text(json.dumps(older))
+        assert not PreparedManifest.read(prepared).has_seen
+        again = run_score(cfg, "2026-03-05", n=TOP)
+        got = pq.read_table(again.path / "table").to_pandas()
+        key = [S.USER_ID, "rank"]
+        want = table.sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True), want)
+        assert validate(again.path) == validate(result.path)
+    finally:
+        shutil.move(prepared.parent / "_seen-aside", prepared / "seen")
+        (prepared / "manifest.json").write_text(manifest_text)
