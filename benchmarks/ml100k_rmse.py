@@ -20,7 +20,8 @@ and prints NDCG@k / hit_rate@k of the model next to the most-popular baseline.
 train row. It prints RMSE / MAE of the model and of the biased baseline (``mu + b_u + b_i``) on
 every test row, on the rows of cold users (no train row), on the rest, and on the rows of items
 without a train row (``new-it``, when there are any; then also the same model with those items'
-bias averaged over train rows, a diagnostic computed on its arrays).
+bias averaged over the trained items, the former ``fill_cold_rows`` rule, computed on its arrays,
+and both models' NDCG, hit rate, coverage and novelty at k on the test users).
 
 The MovieLens files are read where they are; nothing is copied into the repository.
 """
@@ -111,10 +112,10 @@ def run_leave_last(args: argparse.Namespace) -> None:
         print(f"{name:14s}{m[f'ndcg@{k}']:10.4f}{m[f'hit_rate@{k}']:13.4f}")
 
 
-def weighted_new_items(model, train_rows):
+def plain_new_items(model, train_rows):
     """A copy of ``model`` whose items without a train row carry the item bias averaged over the
-    train rows (the bias of a typical rated item) instead of over the trained items (the bias of
-    a typical catalogue item: mostly rarely rated, lower rated films)."""
+    trained items (the bias of a typical catalogue item: mostly rarely rated, lower rated films),
+    the rule ``fill_cold_rows`` used before it averaged over the train rows."""
     import numpy as np
 
     from recsys import schema as S
@@ -123,7 +124,7 @@ def weighted_new_items(model, train_rows):
     arrays = dict(model.arrays)
     rows = np.bincount(train_rows[S.ITEM_IDX], minlength=arrays["item_bias"].size)
     bias = arrays["item_bias"].copy()
-    bias[rows == 0] = np.average(bias, weights=rows)
+    bias[rows == 0] = bias[rows > 0].mean()
     arrays["item_bias"] = bias
     return Scorer(arrays)
 
@@ -150,8 +151,8 @@ def run_temporal(args: argparse.Namespace) -> None:
     model = Scorer.load(Path(storage.resolve(args.root, "models", TEMPORAL_DS)) / "arrays.npz")
     biased = BiasedBaseline().fit(train_rows, n_users, n_items)
     preds = {"model": model.predict(u, i), "biased baseline": biased.predict(u, i)}
-    if new_item.any():  # the same arrays, items without a train row at the row-weighted bias
-        preds["model, new-item bias by rows"] = weighted_new_items(model, train_rows).predict(u, i)
+    if new_item.any():  # the same arrays, items without a train row at the former bias
+        preds["model, new-item bias by items"] = plain_new_items(model, train_rows).predict(u, i)
     print(
         f"temporal {args.test_fraction:g} on u.data: {len(test):,} test rows of "
         f"{len(np.unique(u)):,} users, {np.count_nonzero(cold):,} rows of "
@@ -171,6 +172,19 @@ def run_temporal(args: argparse.Namespace) -> None:
     for name, p in preds.items():
         cells = [f(r[m], p[m]) for m in parts for f in (rmse, mae)]
         print(f"{name:30s}" + "".join(f"{c:13.4f}" for c in cells), flush=True)
+    if new_item.any():  # the same lists rank new items by that bias too
+        print_new_item_ranking(model, plain_new_items(model, train_rows), manifest)
+
+
+def print_new_item_ranking(model, plain, manifest) -> None:
+    """The rating model's ranking figures on the test users with either new-item bias."""
+    from recsys.evaluate.prepared import evaluate_prepared
+
+    k, keys = manifest.train.k, ("ndcg", "hit_rate", "coverage", "novelty")
+    print(f"{'':30s}" + "".join(f"{key + '@' + str(k):>13s}" for key in keys))
+    for name, scorer in (("model", model), ("model, new-item bias by items", plain)):
+        test = evaluate_prepared(scorer, manifest.prepared.folder, k=k)["test"]
+        print(f"{name:30s}" + "".join(f"{test[f'{key}@{k}']:13.4f}" for key in keys), flush=True)
 
 
 def main() -> int:

@@ -196,8 +196,9 @@ class PrepareJob(RecsysSparkJob):
 
     def command(self, params) -> list[str]:
         paths = self.inputs["paths"]
+        gap = ["--gap", params["split_gap"]] if params["split"] == "return" else []
         return [
-            *("--input", paths["input"], *at(paths), "--split", params["split"]),
+            *("--input", paths["input"], *at(paths), "--split", params["split"], *gap),
             *("--min-share", str(params["drift_min_share"]), *moves(params)),
         ]
 
@@ -257,7 +258,7 @@ class ScoreJob(RecsysSparkJob):
         return [
             *(*at(paths), "--model-ds", model["model_ds"], "--model-run", model["model_run"]),
             *("--top", str(params["top_n"]), "--similar-items", str(params["similar_items"])),
-            *moves(params),
+            *("--extra", str(params["serve_extra"]), *moves(params)),
         ]
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from recsys import manifests, storage
 from recsys.errors import RecsysError
+from recsys.evaluate import kept as kept_figures
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def kept_runs(root: Path) -> set[Path]:
         kept.add(folder)
         if (folder / storage.MANIFEST).is_file():
             todo.extend(manifests.links(folder))
-    return kept
+    return kept | kept_figures.in_use(root, kept)
 
 
 def _repoint(ds_dir: Path) -> None:
@@ -102,7 +103,7 @@ def apply_retention(
     deleted: list[str] = []
     kept_old: list[str] = []
     freed = 0
-    tables = [base / t for t in storage.TABLES] + [base / "models" / "_checkpoints"]
+    tables = [base / t for t in (*storage.TABLES, kept_figures.TABLE, "models/_checkpoints")]
     for table in tables:
         names = CHECKPOINT_NAME if table.name == "_checkpoints" else RUN_NAME
         for ds_dir in sorted(table.glob("ds=*")):

@@ -103,3 +103,19 @@ def test_bad_input_is_one_sentence(history, capsys):
     err = capsys.readouterr().err
     assert "pointer file" in err and "is damaged (not valid JSON)" in err
     assert "Traceback" not in err
+
+
+def test_kept_baselines_figures_go_with_their_prepared_run(history):
+    """Nothing links to ``baselines/`` runs: those of a kept prepared run stay, the others go by
+    the cut-off (and a newer one stays whatever its prepared run)."""
+    root, runs = history
+    figures = {
+        day: _run(root, "baselines", day, "r.0123abcd", {"prepared": night["prepared"]}, False)
+        for day, night in runs.items()
+    }
+    out = apply_retention(str(root), days=5, ds="2026-01-21")
+    assert (figures["2026-01-01"] / "manifest.json").is_file()  # its prepared run is in use
+    assert str(figures["2026-01-01"]) in out["kept_in_use"]
+    assert not figures["2026-01-10"].exists() and str(figures["2026-01-10"]) in out["deleted"]
+    assert not (root / "baselines" / "ds=2026-01-10").exists()
+    assert (figures["2026-01-20"] / "manifest.json").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recsys.manifests import PreparedManifest
+from recsys.payloads import Metrics
 
 
 def print_prepare_summary(manifest: PreparedManifest, path: Path) -> None:
@@ -49,7 +50,7 @@ def print_score_result(result) -> None:
         )
 
 
-def print_metrics(metrics: dict, k: int, title: str) -> None:
+def print_metrics(metrics: Metrics, k: int, title: str) -> None:
     """The test metrics (``metrics.json``) beside the baselines."""
     from rich.console import Console
     from rich.table import Table

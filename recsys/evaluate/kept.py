@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recsys import storage
+from recsys import manifests, storage
 from recsys.errors import RecsysError
 from recsys.evaluate.baselines import EASE_LAMBDA, EASE_LAMBDAS, EASE_MAX_ITEMS
 from recsys.manifests import BaselinesManifest, PreparedManifest, RunRef
@@ -106,3 +106,20 @@ def kept_baselines(
     figures = measure()
     _write(paths, manifest, prepared, settings, figures)
     return figures
+
+
+def in_use(root: Path, kept: set[Path]) -> set[Path]:
+    """The ``baselines/`` runs of the prepared runs in ``kept`` (resolved run folders).
+
+    Nothing links to a kept run of figures, so retention asks here: the figures stay as long as
+    their prepared run does, and those of a deleted prepared run go by the usual cut-off.
+    """
+    out: set[Path] = set()
+    for run in Path(root, TABLE).glob("ds=*/run=*"):
+        try:
+            made_from = {p.resolve() for p in manifests.links(run)}
+        except RecsysError:  # a run without a readable manifest is debris: the cut-off decides
+            continue
+        if made_from & kept:
+            out.add(run.resolve())
+    return out

@@ -16,6 +16,7 @@ from recsys import schema as S
 from recsys.evaluate.kept import baseline_settings, kept_baselines
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
 from recsys.manifests import ModelManifest, PreparedManifest
+from recsys.payloads import Metrics, read_metrics
 from recsys.splits import COLUMNS, load_split
 
 
@@ -94,7 +95,7 @@ def check_inputs(model_dir: Path, model: ModelManifest) -> None:
 
 def evaluate_model(
     root: str, ds: str | None = None, run: str | None = None, k: int = 10, max_users: int = 0
-) -> tuple[ModelManifest, dict[str, Any]]:
+) -> tuple[ModelManifest, Metrics]:
     """A model run (the given one, else ``models/_LATEST``) evaluated on its prepared run."""
     from recsys import storage
     from recsys.artifact import Scorer
@@ -103,4 +104,5 @@ def evaluate_model(
     model = ModelManifest.read(folder)
     check_inputs(folder, model)
     scorer = Scorer.load(folder / "arrays.npz")
-    return model, evaluate_prepared(scorer, model.prepared.folder, k=k, max_users=max_users)
+    out = evaluate_prepared(scorer, model.prepared.folder, k=k, max_users=max_users)
+    return model, read_metrics(out, folder)

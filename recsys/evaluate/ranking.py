@@ -225,6 +225,36 @@ def top_k_by_factors(
     return out
 
 
+def _checked(
+    recommended: ArrayLike,
+    relevant: Interactions,
+    k: int,
+    item_popularity: ArrayLike,
+    n_train_users: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``ranking_metrics``' inputs checked: the lists cut or padded (``-1``) to ``(n_users, k)``
+    int64, and the popularity as float64; a wrong shape, dtype or id is a ValueError."""
+    rec = np.asarray(recommended)
+    n_items = relevant.n_items
+    if rec.ndim != 2 or rec.shape[0] != relevant.n_users:
+        raise ValueError(
+            f"recommended must be ({relevant.n_users}, k), one row per user; got {rec.shape}."
+        )
+    if not np.issubdtype(rec.dtype, np.integer):
+        raise ValueError(f"recommended must hold integer item ids, got dtype {rec.dtype}.")
+    if k < 1 or n_train_users < 1:
+        raise ValueError(f"k and n_train_users must be positive, got {k} and {n_train_users}.")
+    pop = np.asarray(item_popularity, dtype=np.float64)
+    if pop.shape != (n_items,):
+        raise ValueError(f"item_popularity must have shape ({n_items},), got {pop.shape}.")
+    rec = rec[:, :k].astype(np.int64)
+    if rec.shape[1] < k:  # a short list is a list with empty slots
+        rec = np.pad(rec, ((0, 0), (0, k - rec.shape[1])), constant_values=-1)
+    if rec.size and (rec.min() < -1 or rec.max() >= n_items):
+        raise ValueError(f"recommended holds item ids outside [-1, {n_items}).")
+    return rec, pop
+
+
 def ranking_metrics(
     recommended: ArrayLike,
     relevant: Interactions,
@@ -262,24 +292,8 @@ def ranking_metrics(
     Returns:
         The eight metrics above as floats, keyed ``<name>@K``.
     """
-    rec = np.asarray(recommended)
     n_items = relevant.n_items
-    if rec.ndim != 2 or rec.shape[0] != relevant.n_users:
-        raise ValueError(
-            f"recommended must be ({relevant.n_users}, k), one row per user; got {rec.shape}."
-        )
-    if not np.issubdtype(rec.dtype, np.integer):
-        raise ValueError(f"recommended must hold integer item ids, got dtype {rec.dtype}.")
-    if k < 1 or n_train_users < 1:
-        raise ValueError(f"k and n_train_users must be positive, got {k} and {n_train_users}.")
-    pop = np.asarray(item_popularity, dtype=np.float64)
-    if pop.shape != (n_items,):
-        raise ValueError(f"item_popularity must have shape ({n_items},), got {pop.shape}.")
-    rec = rec[:, :k].astype(np.int64)
-    if rec.shape[1] < k:  # a short list is a list with empty slots
-        rec = np.pad(rec, ((0, 0), (0, k - rec.shape[1])), constant_values=-1)
-    if rec.size and (rec.min() < -1 or rec.max() >= n_items):
-        raise ValueError(f"recommended holds item ids outside [-1, {n_items}).")
+    rec, pop = _checked(recommended, relevant, k, item_popularity, n_train_users)
 
     n_rel_all = relevant.counts()
     users = np.flatnonzero(n_rel_all > 0)  # (m,)

@@ -8,12 +8,11 @@ how the manifest holds them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from recsys.manifests import ModelManifest
+from recsys.payloads import Metrics
 
 
-def model_metrics(model: ModelManifest) -> dict[str, Any]:
-    """``{"test": {...}, "val": {...}, "baselines": {...}}`` as the model run recorded them (a
-    refit: its evaluated twin's, with ``metrics_of`` naming it)."""
-    return model.metrics.to_dict()
+def model_metrics(model: ModelManifest) -> Metrics:
+    """The test, validation and baseline figures as the model run recorded them (a refit: its
+    evaluated twin's, with ``metrics_of`` naming it)."""
+    return model.metrics

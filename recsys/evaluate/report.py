@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys.payloads import Metrics
+
 RATING_KEYS = ("rmse", "mae")
 
 
@@ -31,14 +33,13 @@ BASELINES = (
 )
 
 
-def metric_rows(metrics: dict[str, Any], k: int) -> tuple[list[str], list[list[str]]]:
+def metric_rows(metrics: Metrics, k: int) -> tuple[list[str], list[list[str]]]:
     """The test metrics beside the baselines as text: a header and one row per metric.
 
     Shared by ``report.md`` and the ``recsys evaluate`` / ``recsys summary`` tables, so the two
     always show the same columns; a metric the model lacks (RMSE of a ranking model) is left out.
     """
-    test = metrics.get("test", {})
-    base = metrics.get("baselines", {})
+    test, base = metrics.test, metrics.baselines
     ranking = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "map", "hit_rate", "mrr")]
     ranking += [f"coverage@{k}", f"novelty@{k}"]
     header = ["metric", "model", *(title for _, title in BASELINES)]
@@ -51,16 +52,16 @@ def metric_rows(metrics: dict[str, Any], k: int) -> tuple[list[str], list[list[s
     return header, rows
 
 
-def ease_note(metrics: dict[str, Any]) -> str:
+def ease_note(metrics: Metrics) -> str:
     """One line on how the EASE column was fitted, or why it is empty ("" for older runs)."""
-    ease = metrics.get("baselines", {}).get("ease")
+    ease = metrics.baselines.get("ease")
     if not ease:
         return ""
     if "skipped" in ease:
         return f"EASE skipped: {ease['skipped']}."
     chosen = "chosen on the validation split" if ease["lambda_from"] == "validation" else "default"
     note = f"EASE: lambda {ease['lambda']:g} ({chosen}), fitted on train in {ease['fit_seconds']}s."
-    recency = metrics["baselines"].get("recency_ease")
+    recency = metrics.baselines.get("recency_ease")
     if recency and "skipped" in recency:
         return f"{note} Recency-weighted EASE skipped: {recency['skipped']}."
     if recency:
@@ -71,7 +72,7 @@ def ease_note(metrics: dict[str, Any]) -> str:
     return note
 
 
-def metrics_table(metrics: dict[str, Any], k: int) -> str:
+def metrics_table(metrics: Metrics, k: int) -> str:
     """Markdown table: one row per metric, columns model / baselines."""
     header, rows = metric_rows(metrics, k)
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
@@ -81,7 +82,7 @@ def metrics_table(metrics: dict[str, Any], k: int) -> str:
 
 def write_report(
     folder: Path,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     history: dict[str, list[float]],
     k: int,
     ratings: tuple[np.ndarray, np.ndarray] | None = None,
@@ -92,8 +93,8 @@ def write_report(
     parts = [f"# {title}", "", "## Test split", "", metrics_table(metrics, k), ""]
     if ease_note(metrics):
         parts += [ease_note(metrics), ""]
-    if "val" in metrics:
-        val = ", ".join(f"{key} {_fmt(v)}" for key, v in metrics["val"].items())
+    if metrics.val:
+        val = ", ".join(f"{key} {_fmt(v)}" for key, v in metrics.val.items())
         parts += ["## Validation split", "", val, ""]
     epochs = len(history.get("loss", []))
     if epochs:
@@ -110,7 +111,7 @@ def write_report(
     _plot(folder / "report.png", metrics, history, k, ratings)
 
 
-def _plot(path: Path, metrics, history, k, ratings) -> None:
+def _plot(path: Path, metrics: Metrics, history, k, ratings) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,9 +133,9 @@ def _plot(path: Path, metrics, history, k, ratings) -> None:
         twin.legend(loc="upper right")
     ax = axes[1]
     keys = [f"{m}@{k}" for m in ("ndcg", "precision", "recall", "hit_rate", "mrr")]
-    base = metrics.get("baselines", {})
+    base = metrics.baselines
     bars = [
-        ("model", metrics.get("test", {})),
+        ("model", metrics.test),
         ("biased baseline (rating)", base.get("biased_baseline", {})),
         ("most popular", base.get("most_popular", {})),
         ("EASE", base.get("ease", {})),

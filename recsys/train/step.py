@@ -168,7 +168,7 @@ def write_artifacts(
         pred = Scorer(arrays).predict(test[S.USER_IDX].to_numpy(), test[S.ITEM_IDX].to_numpy())
         ratings = (test[S.RATING].to_numpy(), pred)
     with writing(staging / "report.md"):
-        write_report(staging, metrics.to_dict(), history, k, ratings, title)
+        write_report(staging, metrics, history, k, ratings, title)
     return metrics
 
 

@@ -113,6 +113,7 @@ def test_the_dag_imports_cleanly_with_the_expected_graph(tmp_path):
     assert "0 0 * * *" in out["timetable"]
     params = out["params"]
     assert params["top_n"] == 10 and params["split"] == "leave-last"
+    assert params["split_gap"] == "1d" and params["serve_extra"] == 0
     assert params["refit"] is True and params["objective"] == "ranking"
     assert params["warm_start"] is True and params["refit_mode"] == "continue"
     assert params["root"] == str(REPO / "var")

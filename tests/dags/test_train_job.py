@@ -31,6 +31,10 @@ PARAMS = {
     "refit": True,
     "top_n": 10,
     "similar_items": 5,
+    "serve_extra": 3,
+    "split": "leave-last",
+    "split_gap": "1d",
+    "drift_min_share": 0.5,
 }
 PATHS = {"root": "/data/var", "ds": "2026-05-01", "run": "night", "input": "/data/in"}
 PREPARED = {"ds": "2026-05-01", "run": "night"}
@@ -72,6 +76,18 @@ def test_score_serves_the_refit_or_when_it_was_skipped_the_trained_model(refitte
     args = recsys_operators.ScoreJob(inputs=inputs).command(PARAMS)
     assert args[args.index("--model-run") + 1] == served
     assert args[args.index("--top") + 1] == "10" and "--similar-items" in args
+    assert args[args.index("--extra") + 1] == "3"
+
+
+@pytest.mark.parametrize(
+    ("split", "gap"), [("return", ["--gap", "12h"]), ("leave-last", [])], ids=["return", "other"]
+)
+def test_prepare_passes_the_gap_only_to_the_return_split(split, gap):
+    params = {**PARAMS, "split": split, "split_gap": "12h"}
+    args = recsys_operators.PrepareJob(inputs={"paths": PATHS}).command(params)
+    at = args.index("--split")
+    assert args[at : at + 2 + len(gap)] == ["--split", split, *gap]
+    assert ("--gap" in args) == bool(gap)
 
 
 def test_prepare_and_every_committing_step_spell_move_latest_backwards_one_way():

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from recsys.evaluate.report import ease_note, metric_rows
+from recsys.payloads import read_metrics
 
-METRICS = {
-    "test": {"mae": 0.8, "ndcg@10": 0.05},
-    "baselines": {
-        "biased_baseline": {"mae": 0.78, "ndcg@10": 0.01},
-        "ease": {"ndcg@10": 0.04, "lambda": 300.0, "lambda_from": "validation", "fit_seconds": 1.0},
-        "recency_ease": {"ndcg@10": 0.06, "decay": 0.9, "decay_from": "validation"},
-    },
-}
+METRICS = read_metrics(
+    {
+        "test": {"mae": 0.8, "ndcg@10": 0.05},
+        "baselines": {
+            "biased_baseline": {"mae": 0.78, "ndcg@10": 0.01},
+            "ease": {
+                "ndcg@10": 0.04,
+                "lambda": 300.0,
+                "lambda_from": "validation",
+                "fit_seconds": 1.0,
+            },
+            "recency_ease": {"ndcg@10": 0.06, "decay": 0.9, "decay_from": "validation"},
+        },
+    }
+)
 
 
 def test_every_baseline_has_a_column_and_recency_ease_is_one():
@@ -26,7 +34,7 @@ def test_the_note_says_how_both_ease_columns_were_fitted_or_why_one_is_empty():
         "EASE: lambda 300 (chosen on the validation split), fitted on train in 1.0s. "
         "Recency-weighted EASE: each train row weighted 0.9^age (chosen on the validation split)."
     )
-    skipped = {**METRICS["baselines"], "recency_ease": {"skipped": "no timestamps"}}
-    assert ease_note({"baselines": skipped}).endswith(
+    skipped = {**METRICS.baselines, "recency_ease": {"skipped": "no timestamps"}}
+    assert ease_note(read_metrics({"baselines": skipped})).endswith(
         "Recency-weighted EASE skipped: no timestamps."
     )

@@ -77,13 +77,15 @@ def test_fill_cold_rows_by_hand_for_users_and_items():
     model.user_bias.assign([[0.5], [1.5], [7.0]])
     model.item_emb.assign([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     model.item_bias.assign([[0.2], [0.4], [3.0]])
-    # trained rows: users 0 and 1, items 0 and 1 (item 0 twice: a row counts once in the mean)
+    # trained rows: users 0 and 1 (user 1 twice), items 0 and 1 (item 0 twice): a trained row
+    # counts once in each table's mean, except the item bias, averaged over the training rows
     got = fill_cold_rows(model, np.array([0, 1, 1]), np.array([0, 0, 1]))
     assert got == {"users": 1, "items": 1}
     np.testing.assert_allclose(np.array(model.user_emb)[2], [2.0, 3.0])
-    np.testing.assert_allclose(np.array(model.user_bias)[2], [1.0])
+    np.testing.assert_allclose(np.array(model.user_bias)[2], [1.0])  # not (0.5 + 2 * 1.5) / 3
     np.testing.assert_allclose(np.array(model.item_emb)[2], [0.5, 0.5])
-    np.testing.assert_allclose(np.array(model.item_bias)[2], [0.3])
+    np.testing.assert_allclose(np.array(model.item_bias)[2], [(2 * 0.2 + 0.4) / 3], rtol=1e-6)
+    np.testing.assert_allclose(np.array(model.item_bias)[:2, 0], [0.2, 0.4])
     np.testing.assert_allclose(np.array(model.user_emb)[:2], [[1.0, 2.0], [3.0, 4.0]])
     # genres are data, not a learned row: the cold item keeps its own
     np.testing.assert_allclose(np.array(model.side[0]), genres)

@@ -1,4 +1,5 @@
-"""Rows of users and items without a training row, set to the mean trained row (rating models)."""
+"""Rows of users and items without a training row, set to the mean trained row (rating models);
+a new item's bias to the item bias averaged over the training rows."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ def fill_cold_rows(model: RecModel, user_idx: np.ndarray, item_idx: np.ndarray) 
     ``mu + b_i + (mean user) . v_i`` in the model's terms, so a cold user gets each item's
     average predicted rating (the item bias plus the part of it the factors carry, and the side
     features through ``v_i``), and a cold item likewise the average item of each user (with its
-    own genres, which are data, not a row). Every user and item table of the family (embeddings,
+    own genres, which are data, not a row). A new item's bias alone is averaged over the training
+    rows, not over the trained items: the bias of a typical rated item, not of a typical catalogue
+    item (mostly rarely rated, lower rated films; ``docs/quality.md`` measures both on the
+    temporal split). Every user and item table of the family (embeddings,
     biases, NeuMF's two branches) is filled the same way, so Keras and the exported arrays agree.
     The rule is this run's training rows only: a row a warm start copied is replaced too when its
     user or item has none tonight.
@@ -31,17 +35,19 @@ def fill_cold_rows(model: RecModel, user_idx: np.ndarray, item_idx: np.ndarray) 
     """
     from recsys.train.optim import is_table
 
-    seen = {
-        "user_": np.bincount(np.asarray(user_idx), minlength=model.n_users) > 0,
-        "item_": np.bincount(np.asarray(item_idx), minlength=model.n_items) > 0,
+    rows = {
+        "user_": np.bincount(np.asarray(user_idx), minlength=model.n_users),  # (n_users,)
+        "item_": np.bincount(np.asarray(item_idx), minlength=model.n_items),  # (n_items,)
     }
+    seen = {side: count > 0 for side, count in rows.items()}
     for var in model.weights:
         name = var.name.split("/")[-1]
         side = "user_" if name.startswith("user_") else "item_" if name.startswith("item_") else ""
         if not side or not is_table(var) or seen[side].all() or not seen[side].any():
             continue
         value = np.array(var)  # (rows, width)
-        value[~seen[side]] = value[seen[side]].mean(axis=0)
+        weights = rows[side][seen[side]] if name == "item_bias" else None
+        value[~seen[side]] = np.average(value[seen[side]], axis=0, weights=weights)
         var.assign(value)
     return {
         "users": int(np.count_nonzero(~seen["user_"])),
