@@ -18,7 +18,9 @@ and prints NDCG@k / hit_rate@k of the model next to the most-popular baseline.
 ``--split temporal --test-fraction 0.2`` prepares the whole ``u.data`` with one global time cutoff
 (``ds=2000-04-01``; the last 10% of train before it is validation): most test users have no
 train row. It prints RMSE / MAE of the model and of the biased baseline (``mu + b_u + b_i``) on
-every test row, on the rows of cold users (no train row) and on the rest.
+every test row, on the rows of cold users (no train row), on the rest, and on the rows of items
+without a train row (``new-it``, when there are any; then also the same model with those items'
+bias averaged over train rows, a diagnostic computed on its arrays).
 
 The MovieLens files are read where they are; nothing is copied into the repository.
 """
@@ -109,6 +111,23 @@ def run_leave_last(args: argparse.Namespace) -> None:
         print(f"{name:14s}{m[f'ndcg@{k}']:10.4f}{m[f'hit_rate@{k}']:13.4f}")
 
 
+def weighted_new_items(model, train_rows):
+    """A copy of ``model`` whose items without a train row carry the item bias averaged over the
+    train rows (the bias of a typical rated item) instead of over the trained items (the bias of
+    a typical catalogue item: mostly rarely rated, lower rated films)."""
+    import numpy as np
+
+    from recsys import schema as S
+    from recsys.artifact import Scorer
+
+    arrays = dict(model.arrays)
+    rows = np.bincount(train_rows[S.ITEM_IDX], minlength=arrays["item_bias"].size)
+    bias = arrays["item_bias"].copy()
+    bias[rows == 0] = np.average(bias, weights=rows)
+    arrays["item_bias"] = bias
+    return Scorer(arrays)
+
+
 def run_temporal(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -127,24 +146,31 @@ def run_temporal(args: argparse.Namespace) -> None:
     train_rows, test = load_split(prepared, "train"), load_split(prepared, "test")
     u, i, r = (test[c].to_numpy() for c in (S.USER_IDX, S.ITEM_IDX, S.RATING))
     cold = ~np.isin(u, train_rows[S.USER_IDX].unique())
+    new_item = ~np.isin(i, train_rows[S.ITEM_IDX].unique())
     model = Scorer.load(Path(storage.resolve(args.root, "models", TEMPORAL_DS)) / "arrays.npz")
     biased = BiasedBaseline().fit(train_rows, n_users, n_items)
     preds = {"model": model.predict(u, i), "biased baseline": biased.predict(u, i)}
+    if new_item.any():  # the same arrays, items without a train row at the row-weighted bias
+        preds["model, new-item bias by rows"] = weighted_new_items(model, train_rows).predict(u, i)
     print(
         f"temporal {args.test_fraction:g} on u.data: {len(test):,} test rows of "
         f"{len(np.unique(u)):,} users, {np.count_nonzero(cold):,} rows of "
-        f"{len(np.unique(u[cold])):,} cold users; model {seconds:.0f}s, "
+        f"{len(np.unique(u[cold])):,} cold users, {np.count_nonzero(new_item):,} rows of "
+        f"{len(np.unique(i[new_item])):,} items without a train row; model {seconds:.0f}s, "
         f"{manifest.training.epochs_run} epochs [{' '.join(args.set) or 'defaults'}]"
     )
     print(
-        f"{'':18s}"
+        f"{'':30s}"
         + "".join(
-            f"{h:>13s}" for h in ("rmse", "mae", "cold rmse", "cold mae", "warm rmse", "warm mae")
+            f"{h:>13s}"
+            for h in ("rmse", "mae", "cold rmse", "cold mae", "warm rmse", "warm mae")
+            + (("new-it rmse", "new-it mae") if new_item.any() else ())
         )
     )
+    parts = (slice(None), cold, ~cold) + ((new_item,) if new_item.any() else ())
     for name, p in preds.items():
-        cells = [f(r[m], p[m]) for m in (slice(None), cold, ~cold) for f in (rmse, mae)]
-        print(f"{name:18s}" + "".join(f"{c:13.4f}" for c in cells), flush=True)
+        cells = [f(r[m], p[m]) for m in parts for f in (rmse, mae)]
+        print(f"{name:30s}" + "".join(f"{c:13.4f}" for c in cells), flush=True)
 
 
 def main() -> int:

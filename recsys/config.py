@@ -81,8 +81,9 @@ class PrepareConfig:
     # k-core filtering, applied before indexing; 0 disables. Iterated until stable.
     min_user_ratings: int = 0
     min_item_ratings: int = 0
-    # random | temporal | leave-last | given | stratified. Leave-last is the standard for top-N
-    # metrics; stratified is the Microsoft Recommenders benchmark protocol (see split.py).
+    # random | temporal | leave-last | return | given | stratified. Leave-last is the standard for
+    # top-N metrics; return asks it after a pause; stratified is the Microsoft Recommenders
+    # benchmark protocol (see split.py).
     split: str = "leave-last"
     # stratified: keep each item's (or user's) share of rows in train and test.
     stratify_by: str = "item"
@@ -95,6 +96,9 @@ class PrepareConfig:
     # (0 disables validation). Users need more than test+val rows to get any held out.
     leave_last: int = 1
     leave_last_val: int = 1
+    # return: the shortest pause that makes a user's next row a return (s, m, h or d). A day
+    # separates one evening's session from the next visit on MovieLens and most logs.
+    gap: str = "1d"
     # Seed of the hash that assigns random splits (independent of Spark's partitioning).
     seed: int = 42
     # Drift guard: refuse an input whose rows, users or items fall below this share of the

@@ -26,6 +26,9 @@ def print_prepare_summary(manifest: PreparedManifest, path: Path) -> None:
     table.add_row("items", f"{manifest.n_items:,}")
     for split, n in manifest.counts.items():
         table.add_row(f"ratings: {split}", f"{n:,}")
+    for key in ("returning_users", "users_without_return", "rows_of_users_without_return"):
+        if key in manifest.split:  # --split return: who was held out and who stayed in train
+            table.add_row(key.replace("_", " "), f"{manifest.split[key]:,}")
     console = Console()
     console.print(table)
     console.print(f"written to {path} in {manifest.seconds}s")

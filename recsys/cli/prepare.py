@@ -31,9 +31,13 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         default=None,
-        choices=["random", "temporal", "leave-last", "given", "stratified"],
-        help="how to hold out rows (default: leave-last); stratified = per-item shares, the "
-        "Microsoft Recommenders benchmark protocol with --test-fraction 0.25 --val-fraction 0",
+        choices=["random", "temporal", "leave-last", "return", "given", "stratified"],
+        help="how to hold out rows (default: leave-last); return = each user's first row after "
+        "their last pause of --gap; stratified = per-item shares, the Microsoft Recommenders "
+        "benchmark protocol with --test-fraction 0.25 --val-fraction 0",
+    )
+    p.add_argument(
+        "--gap", default=None, help="return: shortest pause before a return, e.g. 1d, 12h (1d)"
     )
     p.add_argument(
         "--test-fraction", type=fraction, default=None, help="random/temporal/stratified (0.2)"
@@ -86,6 +90,7 @@ def prepare_config(args: argparse.Namespace) -> Config:
             "test_fraction": args.test_fraction,
             "val_fraction": args.val_fraction,
             "leave_last": args.leave_last,
+            "gap": args.gap,
             "seed": args.seed,
             "min_user_ratings": args.min_user_ratings,
             "min_item_ratings": args.min_item_ratings,

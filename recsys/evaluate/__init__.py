@@ -5,9 +5,15 @@ the gate and in a notebook. ``protocol`` is the entry point; the other modules a
 """
 
 from recsys.evaluate.baselines import EASE, BiasedBaseline, GlobalMean, MostPopular
-from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer, fit_ease
+from recsys.evaluate.protocol import (
+    evaluate_baselines,
+    evaluate_scorer,
+    fit_ease,
+    fit_recency_ease,
+)
 from recsys.evaluate.ranking import Interactions, ranking_metrics, seen_matrix, top_k
 from recsys.evaluate.rating import mae, rmse
+from recsys.evaluate.recency import RecencyEASE
 
 __all__ = [
     "EASE",
@@ -15,9 +21,11 @@ __all__ = [
     "GlobalMean",
     "Interactions",
     "MostPopular",
+    "RecencyEASE",
     "evaluate_baselines",
     "evaluate_scorer",
     "fit_ease",
+    "fit_recency_ease",
     "mae",
     "ranking_metrics",
     "rmse",

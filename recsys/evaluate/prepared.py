@@ -15,7 +15,7 @@ import pandas as pd
 from recsys import schema as S
 from recsys.evaluate.protocol import evaluate_baselines, evaluate_scorer
 from recsys.manifests import ModelManifest, PreparedManifest
-from recsys.splits import load_split
+from recsys.splits import COLUMNS, load_split
 
 
 def sample_users(frame: pd.DataFrame, max_users: int, seed: int) -> pd.DataFrame:
@@ -63,6 +63,9 @@ def evaluate_prepared(
         val = None
         if manifest.count("val"):
             val = sample_users(load_split(prepared, "val"), max_users, seed)
+        # Recency-weighted EASE needs each train row's time; a log without times goes without it.
+        if manifest.has_timestamps:
+            train = load_split(prepared, "train", columns=(*COLUMNS, S.TS))
         out["baselines"] = evaluate_baselines(train, test, n_users, n_items, k=k, val_df=val)
     return out
 

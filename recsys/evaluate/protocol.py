@@ -44,6 +44,7 @@ from recsys.evaluate.ranking import (
     top_k_by_factors,
 )
 from recsys.evaluate.rating import mae, rmse
+from recsys.evaluate.recency import RECENCY_DECAY, RECENCY_DECAYS, History, RecencyEASE
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,44 @@ def fit_ease(
     return best, info
 
 
+def fit_recency_ease(
+    ease: EASE,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame | None,
+    n_users: int,
+    n_items: int,
+    k: int = 10,
+    decays: Sequence[float] = RECENCY_DECAYS,
+    default_decay: float = RECENCY_DECAY,
+    col_ts: str = S.TS,
+) -> tuple[RecencyEASE, dict[str, float | str]]:
+    """``RecencyEASE`` on a fitted ``ease``, its decay the best of ``decays`` by validation NDCG@k.
+
+    The EASE weights are reused (lambda as chosen for EASE); each decay costs one ranking of
+    the validation users. Without validation rows ``default_decay`` is used.
+
+    Returns:
+        The model and what to report: ``decay``, ``decay_from`` (``validation`` or ``default``),
+        ``lambda``, ``val_ndcg@k`` of the chosen decay.
+    """
+    cols = {"col_user": ease.col_user, "col_item": ease.col_item}
+    history = History.build(train_df, n_users, n_items, col_ts=col_ts, **cols)
+    if val_df is None or len(val_df) == 0:
+        best = RecencyEASE(ease, history, default_decay)
+        return best, {"decay": best.decay, "decay_from": "default", "lambda": ease.lam}
+    task = RankingTask.build(train_df, val_df, n_users, n_items, **cols)
+    best, best_ndcg = None, -1.0
+    for decay in decays:
+        model = RecencyEASE(ease, history, decay)
+        got = task.metrics(task.recommend(model.score_block, k), k)[f"ndcg@{k}"]
+        log.debug("recency EASE decay %g: validation ndcg@%d %.4f", decay, k, got)
+        if got > best_ndcg:  # ties keep the earlier (stronger) decay of the grid
+            best, best_ndcg = model, got
+    log.info("recency EASE: decay %g (validation ndcg@%d %.4f)", best.decay, k, best_ndcg)
+    info = {"decay": best.decay, "decay_from": "validation", "lambda": ease.lam}
+    return best, {**info, f"val_ndcg@{k}": best_ndcg}
+
+
 def evaluate_baselines(
     train_df: pd.DataFrame,
     test_df: pd.DataFrame,
@@ -247,17 +286,21 @@ def evaluate_baselines(
     col_user: str = S.USER_IDX,
     col_item: str = S.ITEM_IDX,
     col_rating: str = S.RATING,
+    col_ts: str = S.TS,
 ) -> dict[str, dict[str, float]]:
     """The floors a model is compared with, on the same split and protocol.
 
     ``biased_baseline`` is a rating model (``mu + b_u + b_i``); its ranking metrics show what
     ranking by predicted rating gives, next to the popularity list. ``ease`` is the strongest
-    simple ranker (``fit_ease``: lambda chosen on ``val_df`` when given).
+    simple ranker (``fit_ease``: lambda chosen on ``val_df`` when given); ``recency_ease`` the
+    same weights with each user's history weighted by age (``fit_recency_ease``), when the
+    train rows carry timestamps (``col_ts``).
 
     Returns:
         ``{"global_mean": {"rmse", "mae"}, "biased_baseline": {"rmse", "mae", ranking
         metrics}, "most_popular": {ranking metrics, "n_eval_users"}, "ease": {ranking metrics,
-        "lambda", "lambda_from", ...} or {"skipped": reason}}``.
+        "lambda", "lambda_from", ...} or {"skipped": reason}, "recency_ease": {ranking metrics,
+        "decay", "decay_from", ...} or {"skipped": reason}}``.
     """
     (te_u, te_i, te_r) = _columns(test_df, (col_user, col_item, col_rating), "test")
     if len(test_df) == 0:
@@ -283,6 +326,15 @@ def evaluate_baselines(
     rankers = [("most_popular", popular.score_block), ("biased_baseline", biased.score_block)]
     if ease is not None:
         rankers.append(("ease", ease.score_block))
+    if ease is None:
+        out["recency_ease"] = {"skipped": "no EASE baseline to weight"}
+    elif col_ts not in train_df.columns:
+        out["recency_ease"] = {"skipped": "the train rows have no timestamps"}
+    else:
+        recency, out["recency_ease"] = fit_recency_ease(
+            ease, train_df, val_df, n_users, n_items, k=k, col_ts=col_ts
+        )
+        rankers.append(("recency_ease", recency.score_block))
     for name, score_block in rankers:
         ranked = evaluate_scorer(
             score_block,

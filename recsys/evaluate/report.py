@@ -1,8 +1,8 @@
 """A run report a person reads: markdown tables next to the baselines, and one PNG of plots.
 
 ``report.md`` holds the test metrics beside the baselines (global mean and biased baseline for
-rating metrics, the popularity list and EASE for ranking metrics), the validation metrics and the
-epochs;
+rating metrics, the popularity list, EASE and recency-weighted EASE for ranking metrics), the
+validation metrics and the epochs;
 ``report.png`` shows the learning curves, the ranking metrics against popularity, and the
 distribution of predicted vs true ratings on the test split.
 """
@@ -27,6 +27,7 @@ BASELINES = (
     ("biased_baseline", "biased baseline (rating model)"),
     ("most_popular", "most popular"),
     ("ease", "EASE"),
+    ("recency_ease", "recency-weighted EASE"),
 )
 
 
@@ -58,7 +59,16 @@ def ease_note(metrics: dict[str, Any]) -> str:
     if "skipped" in ease:
         return f"EASE skipped: {ease['skipped']}."
     chosen = "chosen on the validation split" if ease["lambda_from"] == "validation" else "default"
-    return f"EASE: lambda {ease['lambda']:g} ({chosen}), fitted on train in {ease['fit_seconds']}s."
+    note = f"EASE: lambda {ease['lambda']:g} ({chosen}), fitted on train in {ease['fit_seconds']}s."
+    recency = metrics["baselines"].get("recency_ease")
+    if recency and "skipped" in recency:
+        return f"{note} Recency-weighted EASE skipped: {recency['skipped']}."
+    if recency:
+        how = (
+            "chosen on the validation split" if recency["decay_from"] == "validation" else "default"
+        )
+        note += f" Recency-weighted EASE: each train row weighted {recency['decay']:g}^age ({how})."
+    return note
 
 
 def metrics_table(metrics: dict[str, Any], k: int) -> str:
@@ -128,6 +138,7 @@ def _plot(path: Path, metrics, history, k, ratings) -> None:
         ("biased baseline (rating)", base.get("biased_baseline", {})),
         ("most popular", base.get("most_popular", {})),
         ("EASE", base.get("ease", {})),
+        ("recency EASE", base.get("recency_ease", {})),
     ]
     x = np.arange(len(keys))
     width = 0.8 / len(bars)

@@ -68,10 +68,12 @@ def _write_small(table: pd.DataFrame, folder: Path, arrow_schema: pa.Schema | No
 
 
 def _split_stats(ratings_dir: Path) -> dict[str, Any]:
-    """Counts per split, rating range and train mean, read back from the written Parquet."""
+    """Counts per split (and of the return split's ``after`` rows, when written), rating range
+    and train mean, read back from the written Parquet."""
     stats: dict[str, Any] = {"counts": {}, "rating_min": None, "rating_max": None}
     lo, hi = float("inf"), float("-inf")
-    for name in S.SPLITS:
+    after = [split.AFTER] if (ratings_dir / f"split={split.AFTER}").is_dir() else []
+    for name in (*S.SPLITS, *after):
         folder = ratings_dir / f"split={name}"
         if not folder.is_dir():
             _write_small(pd.DataFrame(columns=S.RATINGS_ARROW.names), folder, S.RATINGS_ARROW)
@@ -329,9 +331,12 @@ def run_prepare(cfg: Config, ds: str | None = None, run: str | None = None) -> P
     ratings_dir = write_ratings(spark, deduped, cfg, keys, paths.staging)
     deduped.unpersist()
 
+    stats = _split_stats(ratings_dir)
+    if cfg.prepare.split == "return":
+        stats["return"] = split.return_counts(ratings_dir)
     manifest = prepared_manifest(
         cfg, spark.version, paths, located, test_located, raw, (lo, hi), rejects, items_read,
-        kept, kcore_removed, user_table, item_table, _split_stats(ratings_dir), started,
+        kept, kcore_removed, user_table, item_table, stats, started,
     )  # fmt: skip
     final = storage.commit(paths, manifest, backwards=cfg.move_latest_backwards)
     log.info("prepared %s in %.1fs", final, time.time() - started)
@@ -379,6 +384,7 @@ def prepared_manifest(
             "val_fraction": pcfg.val_fraction,
             "leave_last": pcfg.leave_last,
             "leave_last_val": pcfg.leave_last_val,
+            **({"gap": pcfg.gap, **stats["return"]} if "return" in stats else {}),
             "stratify_by": pcfg.stratify_by,
             "seed": pcfg.seed,
         },

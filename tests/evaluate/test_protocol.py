@@ -69,7 +69,8 @@ def test_evaluate_scorer_by_hand():
 
 def test_evaluate_baselines_by_hand():
     got = evaluate_baselines(TRAIN, TEST, 4, 5, k=2)
-    assert set(got) == {"global_mean", "biased_baseline", "most_popular", "ease"}
+    assert set(got) == {"global_mean", "biased_baseline", "most_popular", "ease", "recency_ease"}
+    assert got["recency_ease"] == {"skipped": "the train rows have no timestamps"}
     # train mean (4 + 2 + 3 + 5) / 4 = 3.5; test errors 0.5, -1.5, 1.5
     assert got["global_mean"]["rmse"] == pytest.approx(math.sqrt((0.25 + 2.25 + 2.25) / 3))
     assert got["global_mean"]["mae"] == pytest.approx(3.5 / 3)

@@ -11,8 +11,10 @@ import pytest
 
 from recsys import schema as S
 from recsys import storage
+from recsys.cli.output import print_prepare_summary
 from recsys.config import load_config
 from recsys.errors import RecsysError
+from recsys.integrity import check_prepared
 from recsys.prepare.job import run_prepare
 
 HEADER = "userId,movieId,rating,timestamp"
@@ -87,6 +89,31 @@ def test_leave_last_holds_out_the_latest_rows(spark, tmp_path, write):
     val = read_split(result, "val").merge(users, on=S.USER_IDX).merge(items, on=S.ITEM_IDX)
     assert dict(zip(test[S.USER_ID], test[S.ITEM_ID], strict=True)) == {1: 40, 2: 40, 3: 40, 4: 30}
     assert dict(zip(val[S.USER_ID], val[S.ITEM_ID], strict=True)) == {1: 30, 2: 30, 3: 30}
+
+
+def test_return_split_counts_what_it_kept_aside_in_the_manifest(spark, tmp_path, write, capsys):
+    rows = good_rows()  # users 1-3: rows 10 s apart; user 4: two rows 10 s apart
+    rows += ["1,50,4.0,1090000", "1,60,3.0,1090010", "5,10,2.0,3000000"]  # user 1 returns
+    movies = MOVIES + "50,Fifty (1996),Drama\n60,Sixty (1996),Drama\n"
+    result = prepare(tmp_path, ml_folder(write, rows, movies), split="return", gap="1d")
+    m = result.manifest
+    # user 1 came back after ~25 h: item 50 is the test row, item 40 validation, 10-30 train
+    # and item 60 (the same visit) after; users 2-5 never paused a day: all their rows train
+    assert m.counts == {"train": 3 + 4 + 4 + 2 + 1, "val": 1, "test": 1, "after": 1}
+    assert m.split["kind"] == "return" and m.split["gap"] == "1d"
+    assert {k: m.split[k] for k in ("returning_users", "users_without_return")} == {
+        "returning_users": 1,
+        "users_without_return": 4,
+    }
+    assert m.split["rows_of_users_without_return"] == 11 and m.split["after_test_rows"] == 1
+    assert m.rows == 17 == m.rows_read
+    check_prepared(result.path, m)  # the after rows are files of the run like any split
+    items = pq.read_table(result.path / "items").to_pandas()
+    test = read_split(result, "test").merge(items, on=S.ITEM_IDX)
+    assert test[S.ITEM_ID].tolist() == [50]
+    print_prepare_summary(m, result.path)
+    shown = capsys.readouterr().out
+    assert "ratings: after" in shown and "users without return" in shown
 
 
 def test_items_and_users_tables(spark, tmp_path, write):

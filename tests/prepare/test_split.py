@@ -7,7 +7,7 @@ import pytest
 from recsys import schema as S
 from recsys.config import PrepareConfig
 from recsys.errors import RecsysError
-from recsys.prepare.split import ORIGIN, assign_split, check_split
+from recsys.prepare.split import ORIGIN, assign_split, check_split, parse_gap
 
 
 def frame(spark, rows):
@@ -82,6 +82,10 @@ def test_given_split_keeps_origin(spark):
         (PrepareConfig(split="given"), False, True, "needs the test rows in --test-input"),
         (PrepareConfig(split="random"), True, True, "only used with --split given"),
         (PrepareConfig(split="temporal"), False, False, "has no timestamp column"),
+        (PrepareConfig(split="return"), False, False, "--split return orders rows by time"),
+        (PrepareConfig(split="return", gap="soon"), False, True, "--gap must be a positive"),
+        (PrepareConfig(split="return", gap="-1d"), False, True, "got .-1d."),
+        (PrepareConfig(split="return", gap="infd"), False, True, "--gap must be a positive"),
         (PrepareConfig(test_fraction=1.0), False, True, "--test-fraction must be in"),
     ],
 )
@@ -119,3 +123,44 @@ def test_stratified_by_user(spark):
         assert sum(s == "test" for (user, _), s in got.items() if user == u) == 2
     with pytest.raises(RecsysError, match="prepare.stratify_by must be item or user"):
         check_split(PrepareConfig(split="stratified", stratify_by="genre"), False, True)
+
+
+DAY = 86_400
+
+
+def test_return_split_by_hand(spark):
+    rows = [
+        # u0: a session, a day's pause, a session, two days' pause, the return visit of 3 rows
+        (0, 0, 0), (0, 1, 60),
+        (0, 2, DAY + 60), (0, 3, DAY + 120),  # pause of exactly a day before item 2: a return
+        (0, 4, 3 * DAY + 200), (0, 6, 3 * DAY + 200), (0, 5, 3 * DAY + 300),
+        # u1: rows minutes apart: no pause, every row stays in train
+        (1, 0, 10), (1, 1, 70), (1, 2, 130),
+        # u2: a pause after its first row: test and val but no train row would remain -> train
+        (2, 0, 0), (2, 1, 2 * DAY),
+        # u3: the last pause leaves one train row; the pause of 23h59m is no pause
+        (3, 0, 0), (3, 1, 10), (3, 2, 2 * DAY), (3, 3, 3 * DAY - 60),
+    ]  # fmt: skip
+    got = splits(assign_split(frame(spark, rows), PrepareConfig(split="return", gap="1d")))
+    assert got == {
+        # u0's last pause is before item 4 (3 DAY + 200); items 4 and 6 share a second, the
+        # lower item is the earlier row (leave-last's order), so 4 is test, 3 val, 6 and 5 after
+        (0, 0): "train", (0, 1): "train", (0, 2): "train", (0, 3): "val",
+        (0, 4): "test", (0, 6): "after", (0, 5): "after",
+        (1, 0): "train", (1, 1): "train", (1, 2): "train",
+        (2, 0): "train", (2, 1): "train",
+        (3, 0): "train", (3, 1): "val", (3, 2): "test", (3, 3): "after",
+    }  # fmt: skip
+    # a longer gap: u0's day-long pause no longer counts, its two-day pause still does
+    longer = splits(assign_split(frame(spark, rows), PrepareConfig(split="return", gap="36h")))
+    assert {k: v for k, v in longer.items() if k[0] == 0} == {
+        k: v for k, v in got.items() if k[0] == 0
+    }
+    assert longer[(3, 2)] == "test"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1d", DAY), ("12h", 43_200), ("30m", 1_800), ("90s", 90), ("600", 600)]
+)
+def test_gap_units(text, seconds):
+    assert parse_gap(text) == seconds
