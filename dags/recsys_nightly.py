@@ -51,7 +51,7 @@ PARAMS = {
     "dataset": Param("ml-latest-small", type="string", description="release name or a path"),
     "offline": Param(False, type="boolean", description="never download; synthesise"),
     "split": Param("leave-last", enum=["leave-last", "temporal", "random", "stratified"]),
-    "model": Param("biased-mf", enum=["biased-mf", "mf", "ncf", "neumf"]),
+    "model": Param("biased-mf", enum=["biased-mf", "mf", "ncf", "neumf", "seq"]),
     "objective": Param("ranking", enum=["ranking", "rating"]),
     "train_overrides": Param([], type="array", description="`--set key=value` of recsys train"),
     "top_n": Param(10, type="integer", minimum=1, description="items per user"),
