@@ -116,3 +116,14 @@ def test_seq_trains_end_to_end_and_follows_the_last_item_where_mf_cannot(chain_r
     seq_hits, mf_hits = _next_item_hits(chain_root, seq_dir), _next_item_hits(chain_root, mf_dir)
     assert seq_hits >= 0.8, (seq_hits, mf_hits)
     assert mf_hits <= seq_hits - 0.3, (seq_hits, mf_hits)
+
+
+def test_seq_with_the_rating_objective_is_one_sentence(tmp_path):
+    from recsys.config import TrainConfig
+    from recsys.errors import RecsysError
+    from recsys.train.sequences import sequence_inputs
+
+    tcfg = TrainConfig(model="seq", objective="rating")
+    with pytest.raises(RecsysError, match="trains with --objective ranking only") as err:
+        sequence_inputs(tcfg, tmp_path, None, None)
+    assert "\n" not in str(err.value)
