@@ -13,7 +13,8 @@ windows of each user's item sequence, predicting every next item from the items 
 * ``sequence_plan`` / ``sequence_input_fn``: the loop's batch plan and ``tf.data`` input for the
   windows (one window is one example, so an epoch is one pass over the windows).
 
-Item index ``n_items`` pads (the model's item table has one extra row for it).
+Item index ``n_items`` pads (the model masks padded positions; its item table has no row for
+it, so it keeps the catalogue's shape).
 """
 
 from __future__ import annotations

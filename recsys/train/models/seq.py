@@ -53,10 +53,12 @@ class Seq(RecModel):
         super().__init__(*args, **kwargs)
         self.max_len, self.n_blocks = int(max_len), int(blocks)
         self.heads, self.dropout = int(heads), float(dropout)
-        self.pad = self.n_items  # the padding item: the item table's extra last row
+        # The padding item: an index past the table; padded positions read item 0's row and are
+        # zeroed by the mask, so the table is the catalogue's shape (warm start copies its rows).
+        self.pad = self.n_items
 
     def build(self, input_shape=None):
-        self.item_emb = self._table("item_emb", self.n_items + 1, self.dim)
+        self.item_emb = self._table("item_emb", self.n_items, self.dim)
         self.positions = self.add_weight(
             name="positions",
             shape=(self.max_len, self.dim),
@@ -96,7 +98,8 @@ class Seq(RecModel):
         """Windows ``(b, L)`` of item indices -> the encoder's output ``(b, L, dim)``."""
         real = ops.not_equal(seq, self.pad)  # (b, L)
         mask = ops.cast(real, "float32")[..., None]  # (b, L, 1)
-        h = ops.take(self.item_emb, seq, axis=0) * self.dim**0.5 + self.positions[None]
+        items = ops.take(self.item_emb, ops.where(real, seq, 0), axis=0)  # (b, L, d)
+        h = items * self.dim**0.5 + self.positions[None]
         h = self.drop(h, training=training) * mask  # (b, L, d)
         keys = ops.repeat(real[:, None, :], self.max_len, axis=1)  # (b, L, L): no padded keys
         for k in range(0, len(self.block_layers), 5):
@@ -109,7 +112,7 @@ class Seq(RecModel):
         return self.out_norm(h)
 
     def _item_table(self):
-        return self.item_emb[: self.n_items]  # (n_items, d): the padding row is no item
+        return self.item_emb.value  # (n_items, d)
 
     def newest_logits(self, seq, training: bool = False):
         """Logits of every item after each window's newest item: ``(b, n_items)``."""
