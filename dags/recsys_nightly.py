@@ -54,7 +54,7 @@ PARAMS = {
     "split": Param("leave-last", enum=["leave-last", "temporal", "random", "stratified", "return"]),
     "split_gap": Param("1d", type="string", description="return split: the shortest pause"),
     # recsys.families.NAMES (tests/test_families.py checks it; the DAG imports no recsys to parse).
-    "model": Param("biased-mf", enum=["biased-mf", "mf", "ncf", "neumf"]),
+    "model": Param("biased-mf", enum=["biased-mf", "mf", "ncf", "neumf", "seq"]),
     "objective": Param("ranking", enum=["ranking", "rating"]),
     "train_overrides": Param([], type="array", description="`--set key=value` of recsys train"),
     "top_n": Param(10, type="integer", minimum=1, description="items per user"),

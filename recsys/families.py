@@ -43,6 +43,8 @@ class Family:
             ``vectors``); empty when the family has none.
         item_vectors: ``arrays -> (n_items, d)`` float32, the space the model compares items to
             users in (``recsys.score.similar``); None when it has no such vector.
+        sequence: trained on each user's items in time order (``recsys.train.sequences``), not
+            on (user, item) rows; its user vectors are computed from the history when it ends.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Family:
     fold_in: bool = False
     vectors: str = ""
     item_vectors: Callable[[dict[str, Any]], Any] | None = None
+    sequence: bool = False
 
 
 _MLP = ("mlp<k>_kernel", "mlp<k>_bias", "out_kernel", "out_bias")
@@ -92,6 +95,15 @@ FAMILIES: dict[str, Family] = {
             ("user_gmf", "item_gmf", "user_factors", "item_factors", *_MLP),
             vectors="item_gmf * out_kernel[:dim]",
             item_vectors=_gmf,
+        ),
+        Family(
+            "seq",
+            "recsys.train.models.seq:Seq",
+            "factor",
+            ("user_factors", "item_factors"),
+            vectors="item_factors",
+            item_vectors=_factors,
+            sequence=True,
         ),
     )
 }

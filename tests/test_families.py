@@ -56,6 +56,7 @@ def test_item_vectors_follow_the_family_declaration():
         "biased-mf": a["item_factors"],
         "ncf": a["item_factors"] @ a["mlp0_kernel"][2:],  # the item's part of the first layer
         "neumf": a["item_gmf"] * a["out_kernel"][:2, 0],  # the GMF branch's item vector
+        "seq": a["item_factors"],  # the embedding its input reads and its output scores
     }
     assert set(want) == set(FAMILIES)
     for name, vecs in want.items():

@@ -23,6 +23,7 @@ import numpy as np
 
 from recsys import schema as S
 from recsys.config import TrainConfig, resolve_train
+from recsys.families import family
 from recsys.manifests import PreparedManifest
 from recsys.payloads import TrainingRecord, WarmRecord
 from recsys.train import runs as user_runs
@@ -266,7 +267,14 @@ def fit(
         plan.steps,
     )
     train_fn, val_fn = _input_fns(tcfg, prepared, plan, backed_up_epochs(backup))
+    recent = None
+    if family(tcfg.model).sequence:  # windows of each user's items, not (user, item) rows
+        from recsys.train.sequences import sequence_inputs
+
+        plan, train_fn, recent = sequence_inputs(tcfg, prepared, manifest, plan)
     start = start_model(tcfg, prepared, manifest, plan, strategy, origin)
+    if recent is not None:
+        start.model.set_recent(recent)
     validation_data = lambda: strategy.distribute_datasets_from_function(val_fn)  # noqa: E731
     watch = watch_run(
         tcfg, prepared, manifest, plan, start, workdir, validation_data, backup, steps

@@ -51,12 +51,13 @@ def ranking_settings(tcfg: TrainConfig, manifest: PreparedManifest, batch: int) 
     """The ranking loss of ``tcfg`` for this data (``recsys.train.ranking.RankingLoss`` fields).
 
     A catalogue no larger than the sampled candidates (``negatives + in_batch_negatives``) is
-    scored whole: the full softmax is exact and costs no more. User runs (``train.user_group``)
+    scored whole: the full softmax is exact and costs no more (a sequential family always takes
+    the full softmax, ``recsys.train.models.seq``). User runs (``train.user_group``)
     serve the sampled softmax of the factor models, the only loss they speed up, as long as the
     batch holds at least ``in_batch_negatives`` runs (small batches keep rows in any order).
     """
     negatives, in_batch = tcfg.negatives, min(tcfg.in_batch_negatives, batch)
-    if negatives + in_batch >= manifest.n_items:
+    if negatives + in_batch >= manifest.n_items or family(tcfg.model).sequence:
         negatives, in_batch = 0, 0
     factored = family(tcfg.model).kernel == "factor" and tcfg.loss == "softmax"
     group = 1
