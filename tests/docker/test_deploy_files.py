@@ -404,7 +404,7 @@ def test_training_executors_fit_the_workers(compose):
 def test_no_training_in_the_scheduler_container(compose):
     """Every heavy step is a Spark job: the scheduler container submits, the workers train."""
     text = DAG.read_text()
-    assert "RecsysTrainJob(" in text
+    assert "TrainJob(" in text and "RefitJob(" in text
     assert '"train",' not in text.split("def recsys_nightly")[1], "train runs as a command again"
     scheduler = " ".join(str(v) for v in compose["services"]["airflow-scheduler"].values())
     assert "tensorflow" not in scheduler.lower()
