@@ -155,10 +155,8 @@ def test_ranking_model_beats_popularity_on_synthetic_data(synthetic_root, negati
 
 
 @pytest.fixture(scope="module")
-def implicit_root(spark, tmp_path_factory):
+def implicit_root(spark, tmp_path_factory, click_run):
     """A click log with string ids and no rating column, leave-last split."""
-    from recsys.prepare.job import run_prepare
-
     base = tmp_path_factory.mktemp("implicit")
     rng = np.random.default_rng(0)
     lines = ["member,sku,when"]
@@ -166,20 +164,7 @@ def implicit_root(spark, tmp_path_factory):
         u = int(rng.integers(0, 80))
         i = int(rng.zipf(1.5) % 120) if rng.random() < 0.5 else (u * 7 + int(rng.integers(5))) % 120
         lines.append(f"m{u},sku-{i},{1_600_000_000 + k}")
-    (base / "clicks.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(
-        root=str(base / "var"),
-        source={
-            "input": str(base / "clicks.csv"),
-            "user_col": "member",
-            "item_col": "sku",
-            "rating_col": "",
-            "ts_col": "when",
-        },
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, "2026-02-03")
-    return str(base / "var")
+    return click_run(base, lines)
 
 
 def test_implicit_log_trains_directly(implicit_root, capsys):

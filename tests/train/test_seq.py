@@ -15,7 +15,6 @@ tf = pytest.importorskip("tensorflow")
 from recsys import schema as S  # noqa: E402
 from recsys.artifact import Scorer  # noqa: E402
 from recsys.cli import main  # noqa: E402
-from recsys.config import load_config  # noqa: E402
 from recsys.splits import load_split  # noqa: E402
 from recsys.train.models.build import model_class  # noqa: E402
 from recsys.train.sequences import last_windows, user_sequences, windows  # noqa: E402
@@ -57,12 +56,10 @@ N_USERS, N_ITEMS = 60, 30
 
 
 @pytest.fixture(scope="module")
-def chain_root(spark, tmp_path_factory):
+def chain_root(spark, tmp_path_factory, click_run):
     """Clicks where each user walks a fixed cycle of items (a shuffled order) from a random
     start: the next item is the one after the last, which a bag of items cannot tell from the
     one before the first."""
-    from recsys.prepare.job import run_prepare
-
     base = tmp_path_factory.mktemp("chain")
     rng = np.random.default_rng(0)
     cycle = rng.permutation(N_ITEMS)
@@ -72,20 +69,7 @@ def chain_root(spark, tmp_path_factory):
         for k in range(length):
             ts += 100
             lines.append(f"m{u},sku-{cycle[(start + k) % N_ITEMS]},{ts}")
-    (base / "clicks.csv").write_text("\n".join(lines) + "\n")
-    cfg = load_config(
-        root=str(base / "var"),
-        source={
-            "input": str(base / "clicks.csv"),
-            "user_col": "member",
-            "item_col": "sku",
-            "rating_col": "",
-            "ts_col": "when",
-        },
-        spark={"master": "local[2]", "shuffle_partitions": 2},
-    )
-    run_prepare(cfg, "2026-02-03")
-    return str(base / "var")
+    return click_run(base, lines)
 
 
 def _train(root: str, model: str, run: str, epochs: int) -> Path:
