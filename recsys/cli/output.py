@@ -58,12 +58,16 @@ def print_metrics(metrics: Metrics, k: int, title: str) -> None:
     from recsys.evaluate.report import ease_note, metric_rows
 
     header, rows = metric_rows(metrics, k)
-    table = Table(title=title, caption=ease_note(metrics) or None)
+    table = Table(caption=ease_note(metrics) or None)
     for col in header:
         table.add_column(col, justify="left" if col == "metric" else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: no 80-column wrap of the baselines' names
+        console = Console(width=max(console.width, 132))
+    print(title)  # a line of its own: a long run path never wraps inside the table's title
+    console.print(table)
 
 
 def print_summary(root: str, k: int) -> None:

@@ -81,7 +81,8 @@ def test_bad_model_name_is_one_sentence(prepared_root, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err == "recsys train: error: --model must be one of mf, biased-mf, ncf, neumf, got 'svd++'"
+        err
+        == "recsys train: error: --model must be one of mf, biased-mf, ncf, neumf, seq, got 'svd++'"
     )
 
 
