@@ -34,7 +34,7 @@ from recsys.evaluate import kept as kept_figures
 log = logging.getLogger(__name__)
 
 RUN_NAME = re.compile(r"(_staging-|_rejected-)?run=[^/]+")  # what a step writes in a ds= folder
-CHECKPOINT_NAME = re.compile(r"[0-9a-f]{16}")  # recsys.train.fitting's checkpoint folders
+CHECKPOINT_NAME = re.compile(r"[0-9a-f]{16}")  # recsys.train.step's checkpoint folders
 
 
 def _runs(ds_dir: Path, names: re.Pattern) -> list[Path]:

@@ -81,7 +81,8 @@ def test_retention_dry_run_says_would_delete_and_deletes_nothing(published, caps
         out = capsys.readouterr().out
         assert out.splitlines() == [
             f"would delete {old}",
-            "would delete 1 runs older than 2026-05-07 (0.0 MB); kept 3 old runs in use",
+            # prepared, models, recommendations and the prepared run's kept baselines
+            "would delete 1 runs older than 2026-05-07 (0.0 MB); kept 4 old runs in use",
         ]
         assert "deleted" not in out and old.is_dir()
     finally:

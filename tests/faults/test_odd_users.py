@@ -31,10 +31,9 @@ def test_a_user_who_rated_every_item_gets_an_empty_list_and_the_table_publishes(
     spark, tmp_path, capsys
 ):
     pytest.importorskip("tensorflow")
-    from recsys.train.trainer import run_train
-
     from recsys.prepare.job import run_prepare
     from recsys.score.job import run_score
+    from recsys.train.step import run_train
 
     _log(tmp_path / "log.csv")
     cfg = load_config(
