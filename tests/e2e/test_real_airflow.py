@@ -30,6 +30,7 @@ import pytest
 from airflow_stack import AirflowStack, end_time, postgres_database, postgres_reachable
 
 from recsys import storage
+from recsys.manifests import ModelManifest, RecommendationsManifest
 from recsys.nightly import LOCAL_SPARK
 from recsys.score.publish import validate
 
@@ -261,8 +262,8 @@ def test_d_a_backfill_of_the_previous_day_leaves_latest_alone(world):
     # Param refit off: the branch skipped the refit, visibly, and score served train's model.
     states = run.task_states()
     assert states["refit"] == "skipped" and states["score"] == "success", states
-    served = storage.read_manifest(storage.read_manifest(table)["model"]["path"])
-    assert not served.get("refit_of"), served
+    served = ModelManifest.read(RecommendationsManifest.read(table).model.folder)
+    assert served.refit_of is None, served.refit_of
 
 
 def test_e_the_downstream_dag_ran_after_the_first_publish(world):
