@@ -261,12 +261,14 @@ def top_n_table(seen, ratings, users, items, artifact: str, model: ModelManifest
 
 
 def write_table(spark, table, folder: Path, partitions: int) -> tuple[dict[str, int], int]:
-    """Write the table; returns its rows per source and its users, read back from what was
-    written. At most ``partitions`` files, without a shuffle (the table is already cut by user)."""
+    """Write the table (at most ``partitions`` files, no shuffle: it is already cut by user);
+    returns its rows per source and its users (a list is of one source), read back in one pass."""
+    from pyspark.sql import functions as F
+
     table.coalesce(max(1, partitions)).write.parquet(str(folder))
     written = spark.read.parquet(str(folder))
-    by_source = {r[S.SOURCE]: r["count"] for r in written.groupBy(S.SOURCE).count().collect()}
-    return by_source, written.select(S.USER_ID).distinct().count()
+    rows = written.groupBy(S.SOURCE).agg(F.count("*"), F.countDistinct(S.USER_ID)).collect()
+    return {r[0]: r[1] for r in rows}, sum(r[2] for r in rows)
 
 
 def stage_similar(spark, cfg, items, model_dir, model, prepared, family, n, excluded, ds, run,
